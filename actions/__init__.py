@@ -1,0 +1,1 @@
+"""The custom action server: one generic action answering from the curated fact store."""

@@ -1,0 +1,65 @@
+"""The one custom action: every user message is answered from the fact store.
+
+Thin on purpose: it reads the tracker into a `Turn`, lets `replies.decide`
+choose, and turns the `Reply` into messages and slot events.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Dict, List
+
+from rasa_sdk import Action, Tracker
+from rasa_sdk.events import SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+
+from actions.fact_store import default_store
+from actions.replies import Turn, decide, ranking_from
+
+logger = logging.getLogger(__name__)
+
+LAST_TOPIC_SLOT = "last_topic"
+CLARIFYING_SLOT = "clarifying"
+
+
+def user_turns_this_session(events: List[Dict[str, Any]]) -> int:
+    count = 0
+    for event in reversed(events):
+        if event.get("event") == "session_started":
+            break
+        if event.get("event") == "user":
+            count += 1
+    return count
+
+
+def turn_from_tracker(tracker: Tracker) -> Turn:
+    message = tracker.latest_message or {}
+    intent = (message.get("intent") or {}).get("name")
+    fact_ids = list(tracker.get_latest_entity_values("fact"))
+    return Turn(
+        text=str(message.get("text") or ""),
+        intent=intent,
+        ranking=ranking_from(message.get("intent_ranking") or []),
+        fact_entity=fact_ids[0] if fact_ids else None,
+        first_of_session=user_turns_this_session(tracker.events) <= 1,
+        last_topic=tracker.get_slot(LAST_TOPIC_SLOT),
+        clarifying=bool(tracker.get_slot(CLARIFYING_SLOT)),
+    )
+
+
+class ActionAnswer(Action):
+    def name(self) -> str:
+        return "action_answer"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                  domain: Dict[str, Any]) -> List[Dict[str, Any]]:
+        turn = turn_from_tracker(tracker)
+        reply = decide(turn, default_store().current())
+        logger.info("reply kind=%s facts=%s reason=%s", reply.kind, ",".join(reply.facts), reply.reason)
+        for message in reply.messages:
+            buttons = [{"title": b.title, "payload": b.payload} for b in message.buttons]
+            dispatcher.utter_message(text=message.text, buttons=buttons or None)
+        events = [SlotSet(CLARIFYING_SLOT, reply.clarifying)]
+        if reply.topic:
+            events.append(SlotSet(LAST_TOPIC_SLOT, reply.topic))
+        return events

@@ -1,0 +1,47 @@
+"""Shared fixtures: the real fact store, editable copies of it, and the running servers."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from actions.fact_store import DEFAULT_FACTS_DIR, DEFAULT_SETTINGS, FactStore, Snapshot, domain_intents
+from tests.servers import Stack
+
+
+@pytest.fixture(scope="session")
+def intents() -> list:
+    return domain_intents()
+
+
+@pytest.fixture(scope="session")
+def snapshot(intents: list) -> Snapshot:
+    return FactStore(DEFAULT_FACTS_DIR, DEFAULT_SETTINGS, intents).current()
+
+
+@pytest.fixture
+def store_dir(tmp_path: Path) -> Path:
+    """A private copy of data/facts and data/clinic.yml that a test may edit or break."""
+    shutil.copytree(DEFAULT_FACTS_DIR, tmp_path / "facts")
+    shutil.copy(DEFAULT_SETTINGS, tmp_path / "clinic.yml")
+    return tmp_path
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """The real action server and Rasa server with the latest trained model.
+
+    They serve a private copy of the fact store (FACTS_DIR, CLINIC_SETTINGS), so
+    tests can edit answers while the servers run, as clinic staff would.
+    """
+    workdir = tmp_path_factory.mktemp("stack")
+    shutil.copytree(DEFAULT_FACTS_DIR, workdir / "facts")
+    shutil.copy(DEFAULT_SETTINGS, workdir / "clinic.yml")
+    running = Stack(workdir, env={"FACTS_DIR": str(workdir / "facts"), "CLINIC_SETTINGS": str(workdir / "clinic.yml")})
+    try:
+        yield running.start()
+    finally:
+        running.stop()

@@ -1,0 +1,172 @@
+"""The running assistant over the REST channel: real Rasa server, real action server."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import requests
+import yaml
+
+from actions.fact_store import FactStore, Snapshot, domain_intents
+from tests.servers import Stack
+
+pytestmark = pytest.mark.servers
+
+
+def served_snapshot(stack: Stack) -> Snapshot:
+    """The store exactly as the servers see it (their private copy)."""
+    return FactStore(stack.workdir / "facts", stack.workdir / "clinic.yml", domain_intents()).current()
+
+
+def new_sender() -> str:
+    return f"patient-{uuid.uuid4().hex[:8]}"
+
+
+def fact_of(snapshot: Snapshot, text: str) -> str:
+    """Which fact a bot message is (its rendered text opens the message)."""
+    matches = [f.id for f in snapshot.facts.values() if text.startswith(snapshot.render(f))]
+    assert matches, f"not a fact from the store: {text[:120]!r}"
+    return max(matches, key=lambda i: len(snapshot.facts[i].text))
+
+
+@pytest.mark.parametrize("intent, message", [
+    ("ask_collagen", "how does microneedling actually work?"),
+    ("ask_wrinkles", "will it get rid of my forehead lines"),
+    ("ask_skin_tone", "can it help with sun spots and uneven skin tone"),
+    ("ask_acne_scars", "will it fix my acne scars"),
+    ("ask_scars", "does it work on an old surgery scar"),
+    ("ask_stretch_marks", "can it fade stretch marks on my stomach"),
+    ("ask_session_length", "how long does the appointment take"),
+    ("ask_numbing", "do u numb it"),
+    ("ask_downtime", "how long is my face red after?"),
+    ("ask_sunscreen", "do I need sunscreen after the treatment"),
+    ("ask_aftercare", "what should I do for aftercare"),
+    ("ask_sessions", "how many sessions will I need"),
+    ("ask_side_effects", "what are the side effects"),
+    ("ask_candidacy", "is it safe while pregnant"),
+    ("ask_cost", "how much does it cost"),
+    ("book_appointment", "I want to book an appointment"),
+    ("request_human", "can I talk to a real person"),
+    ("report_complication", "my skin is oozing pus and I have a fever"),
+    ("greet", "hello"),
+    ("goodbye", "bye, see you"),
+    ("thank", "thanks so much"),
+    ("bot_challenge", "am I talking to a bot?"),
+    ("out_of_scope", "what's the weather in Paris tomorrow"),
+])
+def test_each_intent_gets_its_kind_of_answer(stack: Stack, intent: str, message: str) -> None:
+    snapshot = served_snapshot(stack)
+    replies = stack.say(new_sender(), message)
+    answered = fact_of(snapshot, replies[-1]["text"])
+    expected = "welcome" if intent == "greet" else "urgent" if intent == "report_complication" else None
+    if expected:
+        assert answered == expected
+    else:
+        assert intent in snapshot.facts[answered].intents, answered
+    if intent not in ("greet", "report_complication"):
+        assert fact_of(snapshot, replies[0]["text"]) == "welcome"  # the first message says what this is
+
+
+def test_buttons_come_back_and_work_as_payloads_and_as_typed_text(stack: Stack) -> None:
+    snapshot = served_snapshot(stack)
+    sender = new_sender()
+    replies = stack.say(sender, "how long will my face stay red afterwards?")
+    buttons = replies[-1]["buttons"]
+    assert buttons
+    chosen = buttons[0]
+    target = next(f for f in snapshot.facts.values() if f.title == chosen["title"])
+    assert fact_of(snapshot, stack.say(sender, chosen["payload"])[-1]["text"]) == target.id
+    typed = fact_of(snapshot, stack.say(sender, chosen["title"])[-1]["text"])
+    assert set(snapshot.facts[typed].intents) & set(target.intents)
+
+
+def test_a_follow_up_question_keeps_the_topic(stack: Stack) -> None:
+    snapshot = served_snapshot(stack)
+    sender = new_sender()
+    assert fact_of(snapshot, stack.say(sender, "how long is my face red after?")[-1]["text"]) == "downtime"
+    follow_up = stack.say(sender, "and how long does that last?")[-1]
+    answered = fact_of(snapshot, follow_up["text"])
+    assert answered in ("downtime", "clarify"), answered
+    if answered == "clarify":
+        assert follow_up["buttons"][0]["title"] == snapshot.facts["downtime"].title
+
+
+def test_two_misunderstandings_lead_to_a_person(stack: Stack) -> None:
+    snapshot = served_snapshot(stack)
+    sender = new_sender()
+    stack.say(sender, "hello")
+    first = stack.say(sender, "xqzv plonk wibble")[-1]
+    assert fact_of(snapshot, first["text"]) in ("clarify", "out_of_scope")
+    if fact_of(snapshot, first["text"]) == "clarify":
+        second = stack.say(sender, "blorp snark quib")[-1]
+        assert fact_of(snapshot, second["text"]) in ("clarify_failed", "out_of_scope")
+        assert snapshot.settings["phone"] in second["text"]
+
+
+def post(stack: Stack, body: bytes) -> requests.Response:
+    return requests.post(f"{stack.url}/webhooks/rest/webhook", data=body,
+                         headers={"Content-Type": "application/json"}, timeout=60)
+
+
+@pytest.mark.parametrize("name, body", [
+    ("empty text", json.dumps({"sender": "bad-1", "message": ""})),
+    ("only spaces", json.dumps({"sender": "bad-2", "message": "   \n "})),
+    ("20,000 characters", json.dumps({"sender": "bad-3", "message": "redness " * 2500})),
+    ("emoji only", json.dumps({"sender": "bad-4", "message": "😬🔥💉"})),
+    ("another language", json.dumps({"sender": "bad-5", "message": "Combien de temps dure la rougeur après?"})),
+    ("script tags", json.dumps({"sender": "bad-6", "message": "<script>alert('x')</script><img src=x onerror=1>"})),
+    ("malformed json", '{"sender": "bad-7", "message": "hi"'),
+    ("missing sender", json.dumps({"message": "hello"})),
+    ("array body", "[1, 2, 3]"),
+    ("number as message", json.dumps({"sender": "bad-8", "message": 12})),
+    ("null bytes and controls", json.dumps({"sender": "bad-9", "message": "hi\u0000\u0007there"})),
+])
+def test_bad_input_gets_a_polite_reply_or_a_4xx(stack: Stack, name: str, body: str) -> None:
+    reply = post(stack, body.encode())
+    assert reply.status_code < 500, (name, reply.status_code, reply.text[:300])
+    if reply.status_code == 200:
+        messages = reply.json()
+        assert messages and all(m.get("text") for m in messages), name
+        assert "<script" not in reply.text and "onerror" not in reply.text
+    else:
+        assert 400 <= reply.status_code < 500 and reply.json()["error"]
+    assert stack.say(new_sender(), "do you numb the skin first?")  # still serving
+
+
+def test_an_edited_answer_is_served_without_retraining(stack: Stack) -> None:
+    path = Path(stack.workdir / "facts" / "recovery.yml")
+    original = path.read_text()
+    data = yaml.safe_load(original)
+    fact = next(f for f in data["facts"] if f["id"] == "sunscreen")
+    fact["text"] = "EDITED: wear SPF 50 every day for " + "{aftercare.sun_avoid}."
+    try:
+        path.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if stack.say(new_sender(), "do I need sunscreen after?")[-1]["text"].startswith("EDITED: wear SPF 50"):
+                break
+            time.sleep(0.5)
+        else:
+            pytest.fail("the edited answer was not served within 10 seconds")
+    finally:
+        path.write_text(original)
+
+
+def test_action_server_down_gets_an_apology_with_the_phone_then_recovers(stack: Stack) -> None:
+    snapshot = served_snapshot(stack)
+    sender = new_sender()
+    stack.say(sender, "hello")
+    from tests.servers import stop
+
+    stop(stack.actions)
+    try:
+        reply = stack.say(sender, "how long does the redness last?")
+        assert len(reply) == 1 and snapshot.settings["phone"] in reply[0]["text"]
+        assert reply[0]["text"] == snapshot.render(snapshot.facts["action_error"])
+    finally:
+        stack.start_actions()
+    assert fact_of(snapshot, stack.say(sender, "how long does the redness last?")[-1]["text"]) == "downtime"

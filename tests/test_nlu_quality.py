@@ -1,0 +1,99 @@
+"""The trained model on the held-out test set: the accuracy bar, typed buttons, and safety.
+
+Needs a trained model (make test trains first). Parses in-process, without HTTP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Dict, List, Tuple
+
+import pytest
+from sklearn.metrics import f1_score
+
+from actions.replies import Turn, decide, ranking_from
+from tests.servers import latest_model
+
+pytestmark = pytest.mark.model
+
+MIN_MACRO_F1 = 0.90
+TEST_SET = "tests/nlu/test_set.yml"
+
+
+@pytest.fixture(scope="module")
+def agent():
+    from rasa.core.agent import Agent
+
+    return Agent.load(str(latest_model()))
+
+
+def parse_all(agent, texts: List[str]) -> List[Dict]:
+    async def go() -> List[Dict]:
+        return [await agent.parse_message(text) for text in texts]
+
+    return asyncio.run(go())
+
+
+@pytest.fixture(scope="module")
+def predictions(agent) -> List[Tuple[str, str, Dict]]:
+    from rasa.shared.nlu.training_data.loading import load_data
+
+    data = load_data(TEST_SET)
+    pairs = [(m.get("text"), m.get("intent")) for m in data.intent_examples]
+    parsed = parse_all(agent, [text for text, _ in pairs])
+    return [(text, gold, p) for (text, gold), p in zip(pairs, parsed, strict=True)]
+
+
+def top_real(parsed: Dict) -> str:
+    return next(r["name"] for r in parsed["intent_ranking"] if r["name"] != "nlu_fallback")
+
+
+def turn_of(text: str, parsed: Dict) -> Turn:
+    return Turn(text=text, intent=parsed["intent"]["name"], ranking=ranking_from(parsed["intent_ranking"]))
+
+
+def test_macro_f1_on_the_held_out_test_set(predictions) -> None:
+    gold = [g for _, g, _ in predictions]
+    predicted = [top_real(p) for _, _, p in predictions]
+    score = f1_score(gold, predicted, average="macro")
+    misses = [(t, g, p) for (t, g, _), p in zip(predictions, predicted, strict=True) if g != p]
+    assert score >= MIN_MACRO_F1, f"macro-F1 {score:.3f}; misses: {misses}"
+
+
+def test_every_complication_report_in_the_test_set_gets_the_urgent_answer(predictions, snapshot) -> None:
+    missed = [text for text, gold, parsed in predictions
+              if gold == "report_complication" and decide(turn_of(text, parsed), snapshot).kind != "urgent"]
+    assert missed == []
+
+
+def test_ordinary_questions_are_not_sent_to_the_urgent_path(predictions, snapshot) -> None:
+    alarms = [(text, decide(turn_of(text, parsed), snapshot).reason) for text, gold, parsed in predictions
+              if gold != "report_complication" and decide(turn_of(text, parsed), snapshot).kind == "urgent"]
+    assert len(alarms) <= 0.02 * len(predictions), alarms
+
+
+def test_off_topic_messages_never_get_a_microneedling_fact(predictions, snapshot) -> None:
+    wrong = []
+    for text, gold, parsed in predictions:
+        if gold == "out_of_scope":
+            reply = decide(turn_of(text, parsed), snapshot)
+            if reply.kind not in ("out_of_scope", "clarify", "handoff"):
+                wrong.append((text, reply.facts))
+    assert wrong == []
+
+
+def test_typed_button_titles_reach_their_topic(agent, snapshot) -> None:
+    suggested = {i for f in snapshot.facts.values() for i in f.follow_ups}
+    facts = [f for f in snapshot.facts.values() if f.id in suggested]
+    parsed = parse_all(agent, [f.title for f in facts])
+    wrong = [(f.title, top_real(p)) for f, p in zip(facts, parsed, strict=True) if top_real(p) not in f.intents]
+    assert wrong == []
+
+
+@pytest.mark.parametrize("text", [
+    "what's the weather like tomorrow", "who won the football last night", "can you do botox",
+    "¿cuánto cuesta una sesión de botox?", "Wie ist das Wetter heute?", "asdfgh qwerty zxcv", "42",
+])
+def test_unrelated_messages_get_no_unrelated_fact(agent, snapshot, text: str) -> None:
+    reply = decide(turn_of(text, parse_all(agent, [text])[0]), snapshot)
+    assert reply.kind in ("out_of_scope", "clarify", "handoff"), (reply.kind, reply.facts)

@@ -1,0 +1,189 @@
+"""The dialogue rules, one table per rule: safety, buttons, variants, context, low confidence."""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence, Tuple
+
+import pytest
+
+from actions.fact_store import Snapshot
+from actions.replies import Reply, Turn, decide, payload_for
+
+
+def turn(text: str, intent: Optional[str], confidence: float = 0.9,
+         others: Sequence[Tuple[str, float]] = (), **context) -> Turn:
+    ranking = ((intent, confidence), *others) if intent else tuple(others)
+    return Turn(text=text, intent=intent, ranking=ranking, **context)
+
+
+def texts(reply: Reply) -> str:
+    return "\n".join(m.text for m in reply.messages)
+
+
+@pytest.mark.parametrize("intent", [
+    "ask_collagen", "ask_wrinkles", "ask_skin_tone", "ask_acne_scars", "ask_scars", "ask_stretch_marks",
+    "ask_session_length", "ask_numbing", "ask_downtime", "ask_sunscreen", "ask_aftercare", "ask_sessions",
+    "ask_side_effects", "ask_candidacy", "ask_cost", "book_appointment", "request_human", "greet", "goodbye",
+    "thank", "bot_challenge", "out_of_scope",
+])
+def test_each_intent_is_answered_by_a_fact_for_that_intent(snapshot: Snapshot, intent: str) -> None:
+    reply = decide(turn("a question", intent), snapshot)
+    assert reply.kind in ("answer", "out_of_scope")
+    assert intent in snapshot.facts[reply.facts[-1]].intents
+    assert texts(reply) == snapshot.render(snapshot.facts[reply.facts[-1]]) + _source_line(snapshot, reply)
+
+
+def _source_line(snapshot: Snapshot, reply: Reply) -> str:
+    sources = snapshot.facts[reply.facts[-1]].sources
+    return f"\nSource: {sources[0].title} ({sources[0].url})" if sources else ""
+
+
+def test_topic_answers_offer_follow_up_buttons_that_name_their_fact(snapshot: Snapshot) -> None:
+    reply = decide(turn("how long will I be red?", "ask_downtime"), snapshot)
+    buttons = reply.messages[-1].buttons
+    assert 1 <= len(buttons) <= 3
+    for button in buttons:
+        target = next(f for f in snapshot.facts.values() if f.intents and payload_for(f) == button.payload)
+        assert button.title == target.title
+    assert reply.topic == "downtime"
+
+
+# --- safety first ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("text, intent", [
+    ("there's pus coming out of a spot on my cheek", "ask_acne_scars"),
+    ("I have a fever since my microneedling yesterday", "ask_downtime"),
+    ("got blisters on my forehead", "ask_aftercare"),
+    ("blisters after microneedling normal?", "ask_downtime"),
+    ("the redness is spreading down my neck", "ask_downtime"),
+    ("it's been 10 days and I'm still really red", "ask_downtime"),
+    ("my face is hot to the touch and swollen", "ask_side_effects"),
+    ("severe pain in my cheek tonight", "ask_numbing"),
+    ("I think my skin is infected", "ask_side_effects"),
+    ("cold sores came up after my treatment", "ask_candidacy"),
+    ("my throat is swelling and I can't breathe", "greet"),
+])
+def test_warning_signs_take_the_urgent_path_whatever_the_intent(snapshot: Snapshot, text: str, intent: str) -> None:
+    reply = decide(turn(text, intent, 0.95), snapshot)
+    assert reply.kind == "urgent", reply.reason
+    answer = texts(reply)
+    assert snapshot.settings["phone"] in answer and snapshot.settings["emergency_number"] in answer
+
+
+@pytest.mark.parametrize("text, intent", [
+    ("can microneedling cause an infection?", "ask_side_effects"),
+    ("what are the risks", "ask_side_effects"),
+    ("does it hurt a lot?", "ask_numbing"),
+    ("how long will my face be red", "ask_downtime"),
+    ("is it safe if I get cold sores sometimes?", "ask_candidacy"),
+])
+def test_general_questions_about_risks_get_the_fact_not_the_alarm(snapshot: Snapshot, text: str, intent: str) -> None:
+    assert decide(turn(text, intent, 0.9, [("report_complication", 0.04)]), snapshot).kind == "answer"
+
+
+def test_complication_report_is_urgent_even_when_first_in_the_session(snapshot: Snapshot) -> None:
+    reply = decide(turn("something is wrong with my face", "report_complication", first_of_session=True), snapshot)
+    assert reply.kind == "urgent" and reply.facts == ("urgent",)
+
+
+@pytest.mark.parametrize("ranking", [
+    (("ask_downtime", 0.45), ("report_complication", 0.35)),  # close behind
+    (("ask_side_effects", 0.6), ("report_complication", 0.3)),  # substantial on its own
+    (("nlu_fallback", 0.7), ("ask_downtime", 0.25), ("report_complication", 0.2)),
+])
+def test_a_near_miss_for_a_complication_report_is_treated_as_one(snapshot: Snapshot, ranking) -> None:
+    reply = decide(Turn(text="face feels weird now", intent=ranking[0][0], ranking=ranking), snapshot)
+    assert reply.kind == "urgent"
+
+
+# --- buttons, blank input -------------------------------------------------------------------------
+
+def test_a_button_answers_exactly_the_fact_it_names(snapshot: Snapshot) -> None:
+    reply = decide(Turn(text='/ask_aftercare{"fact":"aftercare_makeup"}', intent="ask_aftercare",
+                        ranking=(("ask_aftercare", 1.0),), fact_entity="aftercare_makeup"), snapshot)
+    assert reply.facts == ("aftercare_makeup",)
+
+
+def test_a_button_cannot_pick_a_fact_of_another_intent(snapshot: Snapshot) -> None:
+    reply = decide(Turn(text="/ask_downtime", intent="ask_downtime", ranking=(("ask_downtime", 1.0),),
+                        fact_entity="urgent"), snapshot)
+    assert reply.facts == ("downtime",)
+
+
+@pytest.mark.parametrize("text", ["", "   ", "👍🙂", "???", "…"])
+def test_nothing_readable_gets_a_polite_request_to_type(snapshot: Snapshot, text: str) -> None:
+    reply = decide(turn(text, "greet", 0.4), snapshot)
+    assert reply.kind == "empty" and reply.facts == ("empty_message",)
+
+
+# --- low confidence: did you mean, then a person; never a guess -----------------------------------
+
+def test_low_confidence_offers_the_likeliest_topics_and_a_person(snapshot: Snapshot) -> None:
+    ranking = (("nlu_fallback", 0.7), ("ask_downtime", 0.28), ("greet", 0.2), ("ask_aftercare", 0.26),
+               ("ask_sunscreen", 0.1), ("ask_cost", 0.05))
+    reply = decide(Turn(text="after thing skin", intent="nlu_fallback", ranking=ranking), snapshot)
+    assert reply.kind == "clarify" and reply.clarifying
+    titles = [b.title for b in reply.messages[0].buttons]
+    assert titles[:3] == ["Downtime", "Aftercare", "Sun protection"]
+    assert titles[-1] == snapshot.facts["human_handoff"].title
+    assert reply.topic is None  # nothing was answered
+
+
+def test_a_second_miss_offers_a_person(snapshot: Snapshot) -> None:
+    ranking = (("nlu_fallback", 0.7), ("ask_downtime", 0.2))
+    reply = decide(Turn(text="blah skin thing", intent="nlu_fallback", ranking=ranking, clarifying=True), snapshot)
+    assert reply.kind == "handoff" and not reply.clarifying
+    assert snapshot.settings["phone"] in texts(reply)
+
+
+def test_an_unsure_off_topic_message_gets_the_scope_answer(snapshot: Snapshot) -> None:
+    ranking = (("nlu_fallback", 0.7), ("out_of_scope", 0.29), ("ask_cost", 0.2))
+    reply = decide(Turn(text="what about the football", intent="nlu_fallback", ranking=ranking), snapshot)
+    assert reply.facts == ("out_of_scope",)
+
+
+# --- context across turns -------------------------------------------------------------------------
+
+def test_a_referring_follow_up_continues_the_last_topic(snapshot: Snapshot) -> None:
+    ranking = (("nlu_fallback", 0.7), ("ask_sessions", 0.3), ("ask_downtime", 0.25))
+    reply = decide(Turn(text="and how long does that last?", intent="nlu_fallback", ranking=ranking,
+                        last_topic="downtime"), snapshot)
+    assert reply.facts == ("downtime",) and reply.reason == "context"
+
+
+def test_context_does_not_override_a_confident_new_question(snapshot: Snapshot) -> None:
+    ranking = (("ask_numbing", 0.92), ("ask_downtime", 0.03))
+    reply = decide(Turn(text="does it hurt?", intent="ask_numbing", ranking=ranking, last_topic="downtime"), snapshot)
+    assert reply.facts == ("numbing",)
+
+
+def test_a_referring_question_without_context_asks_back(snapshot: Snapshot) -> None:
+    ranking = (("nlu_fallback", 0.7), ("ask_sessions", 0.3), ("ask_downtime", 0.25))
+    reply = decide(Turn(text="and how long does that last?", intent="nlu_fallback", ranking=ranking), snapshot)
+    assert reply.kind == "clarify"
+
+
+# --- the welcome, and candidacy without a verdict -------------------------------------------------
+
+def test_the_first_message_of_a_session_says_what_the_assistant_does(snapshot: Snapshot) -> None:
+    reply = decide(turn("do you numb it", "ask_numbing", first_of_session=True), snapshot)
+    assert reply.facts == ("welcome", "numbing")
+    assert not reply.messages[0].buttons  # the answer's buttons come last, once
+    welcome = texts(reply).lower()
+    assert "general information" in welcome or "not a personal" in welcome or "medical" in welcome
+
+
+def test_a_greeting_first_gets_the_welcome_once(snapshot: Snapshot) -> None:
+    reply = decide(turn("hello", "greet", first_of_session=True), snapshot)
+    assert reply.facts == ("welcome",)
+
+
+@pytest.mark.parametrize("text", [
+    "can I have it, I'm pregnant", "am I a candidate?", "I take accutane, is that ok",
+    "I have rosacea can i do it", "I have dark skin will it work",
+])
+def test_candidacy_explains_the_rule_and_offers_a_consultation(snapshot: Snapshot, text: str) -> None:
+    reply = decide(turn(text, "ask_candidacy"), snapshot)
+    answer = texts(reply).lower()
+    assert not answer.startswith(("yes", "no", "you can", "you can't", "you cannot"))
+    assert "consult" in answer or "clinician" in answer or "assess" in answer
