@@ -1,7 +1,7 @@
 # The two commands a new user needs: `make run` and `make test`.
 BIN := .venv/bin
 
-.PHONY: run test install train lint shell check-facts nlu-compare clean
+.PHONY: run test install train lint shell check-facts nlu-compare bench purge clean
 
 run: install          ## Start the assistant (venv, pinned deps, training when needed, all processes)
 	@scripts/run.sh
@@ -23,10 +23,21 @@ check-facts: install  ## Validate the fact store and clinic settings after editi
 	$(BIN)/python -m actions.check_facts
 
 shell: install        ## Chat in the terminal with the running assistant (make run first)
-	$(BIN)/rasa shell --endpoints endpoints.yml --port 5006
+	$(BIN)/python -m scripts.endpoints --out var/run/shell-endpoints.yml
+	$(BIN)/rasa shell --endpoints var/run/shell-endpoints.yml --port 5006
+
+purge: install        ## Delete stored conversations idle for more than RETENTION_DAYS (default 30)
+	$(BIN)/python -m scripts.retention
 
 nlu-compare: install  ## Compare NLU pipelines on the held-out test set (writes docs/nlu-pipelines.md)
 	$(BIN)/python scripts/compare_pipelines.py
 
+bench: install        ## Benchmark config.yml against stock `rasa init` Rasa (writes docs/benchmarks.md, ~15 min)
+	$(BIN)/python -m scripts.bench
+
+.PHONY: test-widget
+test-widget: install  ## The website widget in a real browser (Chromium) against the real servers
+	$(BIN)/pytest -q tests/test_web_channel.py tests/test_widget_browser.py -p no:cacheprovider
+
 clean:
-	rm -rf models/*.tar.gz results var .pytest_cache
+	rm -rf models/*.tar.gz results var/run .pytest_cache  # not var/data: it holds the conversations

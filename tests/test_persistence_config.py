@@ -1,0 +1,177 @@
+"""Where conversations are kept, configured from the environment; the retention purge; the action timeout.
+
+No servers: the generated endpoints file is read back with Rasa's own reader,
+and the purge runs on a SQLite file with Rasa's own `events` table.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+import yaml
+from rasa.core.tracker_store import SQLTrackerStore
+from rasa.core.utils import AvailableEndpoints
+
+from channels import action_timeout
+from scripts import endpoints, retention
+from tests.servers import PROJECT
+
+DAY = 86400.0
+
+
+def generate(tmp_path: Path, env: dict) -> Path:
+    return endpoints.write(env, tmp_path / "endpoints.yml")
+
+
+def test_the_generated_default_is_the_documented_endpoints_file(tmp_path: Path) -> None:
+    generated = yaml.safe_load(generate(tmp_path, {"DATA_DIR": str(tmp_path / "data")}).read_text())
+    documented = yaml.safe_load((PROJECT / "endpoints.yml").read_text())
+    documented["tracker_store"]["db"] = str(tmp_path / "data" / Path(documented["tracker_store"]["db"]).name)
+    assert generated == documented
+    assert (tmp_path / "data").is_dir()  # SQLite creates the file but not its folder
+
+
+def test_the_default_data_dir_is_var_data_in_the_project(tmp_path: Path) -> None:
+    config = yaml.safe_load(generate(tmp_path, {}).read_text())
+    assert config["tracker_store"]["db"] == str(PROJECT / "var" / "data" / "conversations.db")
+    relative = yaml.safe_load(generate(tmp_path, {"DATA_DIR": "var/other"}).read_text())
+    assert relative["tracker_store"]["db"] == str(PROJECT / "var" / "other" / "conversations.db")
+
+
+def test_production_urls_are_referenced_not_written_and_rasa_expands_them(tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    env = {
+        "TRACKER_STORE_URL": "postgresql://clinic:p%40ss-w0rd@db.internal:5432/assistant",
+        "LOCK_STORE_URL": "redis://:r3dis-secret@redis.internal:6379/0",
+        "ACTION_SERVER_URL": "http://actions.internal:5055/webhook",
+    }
+    path = generate(tmp_path, env)
+    text = path.read_text()
+    assert "p%40ss-w0rd" not in text and "r3dis-secret" not in text
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    read = AvailableEndpoints.read_endpoints(str(path))
+    assert read.action.url == env["ACTION_SERVER_URL"]
+    assert (read.tracker_store.type, read.tracker_store.url) == ("SQL", env["TRACKER_STORE_URL"])
+    assert (read.lock_store.type, read.lock_store.url) == (endpoints.LOCK_STORE_CLASS, env["LOCK_STORE_URL"])
+
+
+def test_actions_port_moves_the_default_action_server() -> None:
+    sections = endpoints.endpoints_sections({"ACTIONS_PORT": "6055"})
+    assert sections["action_endpoint"] == ['  url: "http://localhost:6055/webhook"']
+
+
+@pytest.mark.parametrize("env, variable", [
+    ({"TRACKER_STORE_URL": "postgres://u:p@h/db"}, "TRACKER_STORE_URL"),
+    ({"TRACKER_STORE_URL": "mongodb://h/db"}, "TRACKER_STORE_URL"),
+    ({"LOCK_STORE_URL": "localhost:6379"}, "LOCK_STORE_URL"),
+    ({"LOCK_STORE_URL": "redis://h:port/0"}, "LOCK_STORE_URL"),
+    ({"ACTION_SERVER_URL": "actions:5055"}, "ACTION_SERVER_URL"),
+])
+def test_a_wrong_url_is_refused_before_rasa_starts(env: dict, variable: str) -> None:
+    with pytest.raises(endpoints.ConfigError, match=variable):
+        endpoints.endpoints_sections(env)
+
+
+def test_the_command_reports_a_wrong_url_without_a_traceback(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture) -> None:
+    monkeypatch.setenv("TRACKER_STORE_URL", "postgres://u:p@h/db")
+    assert endpoints.main(["--out", str(tmp_path / "e.yml")]) == 2
+    assert "postgresql://" in capsys.readouterr().err
+    assert not (tmp_path / "e.yml").exists()
+
+
+# --- retention -------------------------------------------------------------------------------------
+
+def sqlite_store(tmp_path: Path, conversations: dict) -> str:
+    """A SQLite file with Rasa's events table; conversations = {sender: [event ages in days]}."""
+    url = f"sqlite:///{tmp_path / 'conversations.db'}"
+    engine = sa.create_engine(url)
+    SQLTrackerStore.Base.metadata.create_all(engine)
+    now = time.time()
+    with engine.begin() as conn:
+        for sender, ages in conversations.items():
+            for age in ages:
+                conn.execute(SQLTrackerStore.SQLEvent.__table__.insert().values(
+                    sender_id=sender, type_name="user", timestamp=now - age * DAY,
+                    data=json.dumps({"event": "user", "text": "hello"})))
+    engine.dispose()
+    return url
+
+
+def stored(url: str) -> dict:
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text("SELECT sender_id, COUNT(*) FROM events GROUP BY sender_id")).all()
+    engine.dispose()
+    return dict(rows)
+
+
+def test_purge_deletes_whole_conversations_idle_longer_than_the_period(tmp_path: Path) -> None:
+    url = sqlite_store(tmp_path, {
+        "old": [90, 60, 45],      # last message 45 days ago: deleted
+        "recent": [2, 1],          # kept
+        "resumed": [120, 100, 3],  # old history, but active 3 days ago: kept whole
+        "edge": [29.9],            # inside 30 days: kept
+    })
+    result = retention.purge(url, days=30)
+    assert (result.conversations, result.events) == (1, 3)
+    assert stored(url) == {"recent": 2, "resumed": 3, "edge": 1}
+
+
+def test_dry_run_counts_and_deletes_nothing(tmp_path: Path) -> None:
+    url = sqlite_store(tmp_path, {"old": [40, 35], "new": [1]})
+    result = retention.purge(url, days=30, dry_run=True)
+    assert (result.conversations, result.events) == (1, 2)
+    assert stored(url) == {"old": 2, "new": 1}
+
+
+def test_purge_before_anything_is_stored_creates_nothing(tmp_path: Path) -> None:
+    result = retention.run_once({"DATA_DIR": str(tmp_path / "data")})
+    assert result.conversations == 0 and not (tmp_path / "data" / "conversations.db").exists()
+    empty = f"sqlite:///{tmp_path / 'empty.db'}"
+    sa.create_engine(empty).connect().close()  # a database without Rasa's table
+    assert retention.purge(empty, days=30).conversations == 0
+
+
+def test_purge_uses_the_store_rasa_uses_and_retention_days(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    sqlite_store(data, {"a": [10], "b": [3]})
+    result = retention.run_once({"DATA_DIR": str(data), "RETENTION_DAYS": "7"})
+    assert result.conversations == 1
+    assert stored(f"sqlite:///{data / 'conversations.db'}") == {"b": 1}
+
+
+@pytest.mark.parametrize("value", ["0", "-3", "thirty"])
+def test_a_wrong_retention_period_is_refused(value: str) -> None:
+    with pytest.raises(endpoints.ConfigError, match="RETENTION_DAYS"):
+        retention.retention_days({"RETENTION_DAYS": value})
+
+
+# --- action timeout --------------------------------------------------------------------------------
+
+def test_the_action_timeout_is_bounded_and_configurable() -> None:
+    import rasa.core.actions.action as rasa_action
+
+    try:
+        assert action_timeout.apply({}) == action_timeout.DEFAULT_ACTION_TIMEOUT_S
+        assert rasa_action.DEFAULT_REQUEST_TIMEOUT == action_timeout.DEFAULT_ACTION_TIMEOUT_S
+        assert action_timeout.apply({"ACTION_TIMEOUT_S": "2.5"}) == 2.5 == rasa_action.DEFAULT_REQUEST_TIMEOUT
+        assert action_timeout.action_timeout_s({"ACTION_TIMEOUT_S": "soon"}) == action_timeout.DEFAULT_ACTION_TIMEOUT_S
+        assert action_timeout.action_timeout_s({"ACTION_TIMEOUT_S": "0"}) == action_timeout.DEFAULT_ACTION_TIMEOUT_S
+    finally:
+        action_timeout.apply()
+
+
+def test_the_timeout_is_in_place_once_rasa_loads_our_channels() -> None:
+    import rasa.core.actions.action as rasa_action
+
+    import channels.rest  # noqa: F401 - what Rasa imports from credentials.yml
+
+    assert rasa_action.DEFAULT_REQUEST_TIMEOUT == action_timeout.action_timeout_s()
+    assert rasa_action.DEFAULT_REQUEST_TIMEOUT < 60  # Rasa's own is 300 s, beyond the lock's lifetime

@@ -1,0 +1,346 @@
+"""The Telegram channel end to end: real Rasa and action servers, a local fake Bot API.
+
+Updates shaped as in the Bot API docs are posted to the running webhook
+(/webhooks/telegram/webhook); the assertions are on what the fake Bot API
+received. The channel answers in the background, so tests poll the fake with a
+deadline. To show that an update was NOT answered, a /help is posted to the
+same chat afterwards: the channel handles a chat's updates in order, so once
+the help text has arrived, anything the earlier update caused would have too.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import random
+import shutil
+from pathlib import Path
+from typing import Any, Dict, Iterator, List
+
+import pytest
+import requests
+import yaml
+
+from actions.fact_store import DEFAULT_FACTS_DIR, DEFAULT_SETTINGS, FactStore, Snapshot, domain_intents
+from actions.replies import Message, render_fact
+from tests.fake_telegram import FakeTelegram
+from tests.servers import PROJECT, Stack, stop
+
+pytestmark = pytest.mark.servers
+
+TOKEN = "7000002:e2e-test-token"
+SECRET = "e2e_secret-123"
+USERNAME = "DemoClinicBot"
+WEBHOOK_URL = "https://clinic.example.com/webhooks/telegram/webhook"
+_update_ids = itertools.count(500)
+DOWNTIME_QUESTION = "how long does the redness last?"  # the model is sure of this one (ask_downtime)
+
+
+@pytest.fixture(scope="module")
+def fake() -> Iterator[FakeTelegram]:
+    server = FakeTelegram(TOKEN, username=USERNAME).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def tg(fake: FakeTelegram, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """Rasa + actions with Telegram on, serving a private copy of the fact store."""
+    workdir = tmp_path_factory.mktemp("telegram")
+    shutil.copytree(DEFAULT_FACTS_DIR, workdir / "facts")
+    shutil.copy(DEFAULT_SETTINGS, workdir / "clinic.yml")
+    credentials = workdir / "credentials.yml"
+    credentials.write_text("channels.rest.ClinicRestInput: {}\nchannels.telegram.TelegramChannel: {}\n")
+    running = Stack(workdir, credentials=credentials, env={
+        "FACTS_DIR": str(workdir / "facts"), "CLINIC_SETTINGS": str(workdir / "clinic.yml"),
+        "TELEGRAM_TOKEN": TOKEN, "TELEGRAM_API_BASE": fake.url, "TELEGRAM_SECRET_TOKEN": SECRET,
+        "TELEGRAM_BOT_USERNAME": USERNAME, "TELEGRAM_WEBHOOK_URL": WEBHOOK_URL,
+    })
+    try:
+        yield running.start()
+    finally:
+        running.stop()
+
+
+def served(stack: Stack) -> Snapshot:
+    return FactStore(stack.workdir / "facts", stack.workdir / "clinic.yml", domain_intents()).current()
+
+
+def fact(stack: Stack, fact_id: str, with_buttons: bool = True) -> Message:
+    snapshot = served(stack)
+    return render_fact(snapshot, snapshot.facts[fact_id], with_buttons=with_buttons)
+
+
+def keyboard(message: Message) -> Dict[str, Any]:
+    return {"inline_keyboard": [[{"text": b.title, "callback_data": b.payload}] for b in message.buttons]}
+
+
+def new_chat() -> int:
+    return random.randint(10_000_000, 2_000_000_000)
+
+
+def user(chat_id: int) -> Dict[str, Any]:
+    return {"id": chat_id, "is_bot": False, "first_name": "Pat", "language_code": "en"}
+
+
+def message_update(chat_id: int, chat_type: str = "private", kind: str = "message", **content: Any) -> Dict[str, Any]:
+    chat = {"id": chat_id, "type": chat_type, **({"first_name": "Pat"} if chat_type == "private" else
+                                                 {"title": "Skin questions"})}
+    sender = user(chat_id if chat_type == "private" else 4242)
+    body = {"message_id": content.pop("message_id", 1), "from": sender, "chat": chat, "date": 1764150000, **content}
+    return {"update_id": next(_update_ids), kind: body}
+
+
+def text_update(chat_id: int, text: str, **extra: Any) -> Dict[str, Any]:
+    if text.startswith("/"):
+        extra.setdefault("entities", [{"offset": 0, "length": len(text.split()[0]), "type": "bot_command"}])
+    return message_update(chat_id, text=text, **extra)
+
+
+def post(stack: Stack, update: Any, secret: str | None = SECRET) -> requests.Response:
+    headers = {"Content-Type": "application/json"}
+    if secret is not None:
+        headers["X-Telegram-Bot-Api-Secret-Token"] = secret
+    body = update if isinstance(update, (bytes, str)) else json.dumps(update)
+    return requests.post(f"{stack.url}/webhooks/telegram/webhook", data=body, headers=headers, timeout=30)
+
+
+def deliver(stack: Stack, update: Any) -> None:
+    reply = post(stack, update)
+    assert reply.status_code == 200, reply.text
+
+
+def wait_for_texts(fake: FakeTelegram, chat_id: int, count: int) -> List[str]:
+    return fake.wait_for(lambda: len(fake.sent_texts(chat_id)) >= count and fake.sent_texts(chat_id),
+                         what=f"{count} messages to chat {chat_id}")
+
+
+def help_barrier(stack: Stack, fake: FakeTelegram, chat_id: int, chat_type: str = "private") -> List[str]:
+    """Posts /help and waits for its answer: everything posted to the chat before it has been handled."""
+    before = len(fake.sent_texts(chat_id))
+    deliver(stack, message_update(chat_id, chat_type, text="/help",
+                                  entities=[{"offset": 0, "length": 5, "type": "bot_command"}]))
+    help_text = fact(stack, "help").text
+    return fake.wait_for(lambda: help_text in fake.sent_texts(chat_id)[before:] and fake.sent_texts(chat_id),
+                         what=f"the /help answer in chat {chat_id}")
+
+
+def test_the_webhook_is_registered_at_start_with_the_secret(tg: Stack, fake: FakeTelegram) -> None:
+    [call] = fake.wait_for(lambda: fake.calls("setWebhook", ok_only=True), what="setWebhook")
+    assert call.params == {"url": WEBHOOK_URL, "secret_token": SECRET,
+                           "allowed_updates": ["message", "callback_query"], "drop_pending_updates": False}
+    assert fake.calls("getMe", ok_only=True)
+
+
+def test_a_question_gets_its_fact_with_buttons_as_an_inline_keyboard(tg: Stack, fake: FakeTelegram) -> None:
+    chat = new_chat()
+    deliver(tg, text_update(chat, DOWNTIME_QUESTION))
+    welcome, downtime = fact(tg, "welcome", with_buttons=False), fact(tg, "downtime")
+    assert wait_for_texts(fake, chat, 2) == [welcome.text, downtime.text]
+    first, last = fake.calls("sendMessage", chat, ok_only=True)
+    assert "reply_markup" not in first.params
+    assert last.params["reply_markup"] == keyboard(downtime) and downtime.buttons
+    assert all("parse_mode" not in c.params for c in (first, last))
+
+
+def test_pressing_a_button_stops_the_spinner_then_answers_its_fact(tg: Stack, fake: FakeTelegram) -> None:
+    chat = new_chat()
+    deliver(tg, text_update(chat, DOWNTIME_QUESTION))
+    wait_for_texts(fake, chat, 2)
+    button = fake.calls("sendMessage", chat)[-1].params["reply_markup"]["inline_keyboard"][0][0]
+    target = json.loads(button["callback_data"][button["callback_data"].index("{"):])["fact"]
+    callback_id = f"cbq-{chat}"
+    deliver(tg, {"update_id": next(_update_ids), "callback_query": {
+        "id": callback_id, "from": user(chat), "chat_instance": "-55", "data": button["callback_data"],
+        "message": {"message_id": 1001, "date": 1764150000, "chat": {"id": chat, "type": "private"},
+                    "from": {"id": 7000002, "is_bot": True, "first_name": "Demo"}, "text": "..."}}})
+    expected = fact(tg, target)
+    texts = wait_for_texts(fake, chat, 3)
+    assert texts[2:] == [expected.text]
+    calls = fake.calls()
+    answered = [i for i, c in enumerate(calls)
+                if c.method == "answerCallbackQuery" and c.params == {"callback_query_id": callback_id}]
+    sent = [i for i, c in enumerate(calls) if c.method == "sendMessage" and c.params.get("chat_id") == chat]
+    assert len(answered) == 1 and answered[0] < sent[2]
+    assert calls[sent[2]].params.get("reply_markup") == (keyboard(expected) if expected.buttons else None)
+
+
+def test_a_forged_button_press_is_acknowledged_but_not_answered(tg: Stack, fake: FakeTelegram) -> None:
+    chat = new_chat()
+    deliver(tg, {"update_id": next(_update_ids), "callback_query": {
+        "id": f"forged-{chat}", "from": user(chat), "chat_instance": "-5", "data": "/restart",
+        "message": {"message_id": 3, "date": 0, "chat": {"id": chat, "type": "private"}}}})
+    assert help_barrier(tg, fake, chat) == [fact(tg, "help").text]
+    assert [c.params for c in fake.calls("answerCallbackQuery")][-1] == {"callback_query_id": f"forged-{chat}"}
+
+
+def test_start_greets_with_the_welcome(tg: Stack, fake: FakeTelegram) -> None:
+    chat = new_chat()
+    deliver(tg, text_update(chat, "/start"))
+    welcome = fact(tg, "welcome")
+    assert wait_for_texts(fake, chat, 1) == [welcome.text]
+    assert fake.calls("sendMessage", chat)[0].params["reply_markup"] == keyboard(welcome)
+
+
+def test_help_explains(tg: Stack, fake: FakeTelegram) -> None:
+    chat = new_chat()
+    deliver(tg, text_update(chat, "/help"))
+    help_fact = fact(tg, "help")
+    assert wait_for_texts(fake, chat, 1) == [help_fact.text]
+    assert fake.calls("sendMessage", chat)[0].params["reply_markup"] == keyboard(help_fact)
+
+
+NON_TEXT = {
+    "photo": {"photo": [{"file_id": "AgAD1", "file_unique_id": "AQAD1", "width": 90, "height": 67,
+                         "file_size": 1200}]},
+    "sticker": {"sticker": {"file_id": "CAAD", "file_unique_id": "AgAD", "type": "regular", "width": 512,
+                            "height": 512, "is_animated": False, "is_video": False, "emoji": "😬"}},
+    "voice": {"voice": {"file_id": "AwAD", "file_unique_id": "AgAE", "duration": 4, "mime_type": "audio/ogg"}},
+    "location": {"location": {"latitude": 40.7128, "longitude": -74.006}},
+    "document": {"document": {"file_id": "BQAD", "file_unique_id": "AgAF", "file_name": "my-skin.pdf",
+                              "mime_type": "application/pdf"}},
+}
+
+
+@pytest.mark.parametrize("kind", sorted(NON_TEXT))
+def test_non_text_gets_the_text_only_reply_once(tg: Stack, fake: FakeTelegram, kind: str) -> None:
+    chat = new_chat()
+    deliver(tg, message_update(chat, **NON_TEXT[kind]))
+    assert help_barrier(tg, fake, chat) == [fact(tg, "not_text").text, fact(tg, "help").text]
+
+
+def test_a_photo_caption_naming_a_warning_sign_still_gets_the_urgent_answer(tg: Stack, fake: FakeTelegram) -> None:
+    chat = new_chat()
+    deliver(tg, message_update(chat, caption="my skin is oozing pus and I have a fever", **NON_TEXT["photo"]))
+    assert wait_for_texts(fake, chat, 2) == [fact(tg, "not_text").text, fact(tg, "urgent").text]
+
+
+def test_an_edited_message_is_ignored(tg: Stack, fake: FakeTelegram) -> None:
+    chat = new_chat()
+    deliver(tg, message_update(chat, kind="edited_message", text=DOWNTIME_QUESTION,
+                               edit_date=1764150100))
+    assert help_barrier(tg, fake, chat) == [fact(tg, "help").text]
+
+
+def test_updates_nobody_wrote_to_us_are_silent(tg: Stack, fake: FakeTelegram) -> None:
+    chat, channel = new_chat(), -1000000000000 - new_chat()
+    member = {"user": user(chat), "status": "member"}
+    updates = [
+        {"channel_post": {"message_id": 9, "sender_chat": {"id": channel, "type": "channel", "title": "News"},
+                          "chat": {"id": channel, "type": "channel", "title": "News"}, "date": 1, "text": "Sale!"}},
+        {"my_chat_member": {"chat": {"id": chat, "type": "private", "first_name": "Pat"}, "from": user(chat),
+                            "date": 1, "old_chat_member": member,
+                            "new_chat_member": {"user": user(chat), "status": "kicked", "until_date": 0}}},
+        {"chat_member": {"chat": {"id": channel, "type": "supergroup", "title": "G"}, "from": user(chat), "date": 1,
+                         "old_chat_member": member, "new_chat_member": {**member, "status": "left"}}},
+        {"poll": {"id": "5", "question": "?", "options": [], "total_voter_count": 0, "is_closed": True,
+                  "is_anonymous": True, "type": "regular", "allows_multiple_answers": False}},
+        {"message_reaction": {"chat": {"id": chat, "type": "private"}, "message_id": 1, "date": 1}},
+        {"brand_new_kind": {"chat": {"id": chat}}},
+    ]
+    for update in updates:
+        deliver(tg, {"update_id": next(_update_ids), **update})
+    deliver(tg, message_update(chat, new_chat_title="renamed"))  # a service message in a private chat
+    assert help_barrier(tg, fake, chat) == [fact(tg, "help").text]
+    assert fake.calls("sendMessage", channel) == []
+
+
+def test_in_a_group_only_messages_addressed_to_the_bot_are_answered(tg: Stack, fake: FakeTelegram) -> None:
+    group = -new_chat()
+    deliver(tg, message_update(group, "supergroup", message_id=10, text=DOWNTIME_QUESTION))
+    deliver(tg, message_update(group, "supergroup", message_id=11, text="@DemoClinicBot " + DOWNTIME_QUESTION,
+                               entities=[{"offset": 0, "length": 14, "type": "mention"}]))
+    welcome, downtime = fact(tg, "welcome", with_buttons=False), fact(tg, "downtime")
+    assert wait_for_texts(fake, group, 2) == [welcome.text, downtime.text]
+    replied_to = {c.params["reply_parameters"]["message_id"] for c in fake.calls("sendMessage", group)}
+    assert replied_to == {11}
+    reply_to_bot = {"message_id": 1002, "date": 1, "chat": {"id": group, "type": "supergroup"},
+                    "from": {"id": 7000002, "is_bot": True, "first_name": "Demo", "username": USERNAME}}
+    deliver(tg, message_update(group, "supergroup", message_id=12, text="do you numb the skin?",
+                               reply_to_message=reply_to_bot))
+    assert len(wait_for_texts(fake, group, 3)) == 3
+    assert fake.calls("sendMessage", group)[-1].params["reply_parameters"]["message_id"] == 12
+
+
+@pytest.mark.parametrize("secret, status", [(None, 401), ("wrong", 403), (SECRET + "x", 403), ("", 401)])
+def test_a_missing_or_wrong_secret_is_refused_and_nothing_is_sent(
+        tg: Stack, fake: FakeTelegram, secret: str | None, status: int) -> None:
+    chat = new_chat()
+    assert post(tg, text_update(chat, "/help"), secret=secret).status_code == status
+    assert help_barrier(tg, fake, chat) == [fact(tg, "help").text]
+
+
+@pytest.mark.parametrize("body", [b"{not json", b"[1, 2]", b'"update"', b"", b"\xff\xfe"])
+def test_malformed_bodies_get_a_400(tg: Stack, body: bytes) -> None:
+    assert post(tg, body).status_code == 400
+
+
+def test_a_repeated_update_is_answered_once(tg: Stack, fake: FakeTelegram) -> None:
+    chat = new_chat()
+    update = text_update(chat, "/help")
+    deliver(tg, update)
+    deliver(tg, update)
+    assert help_barrier(tg, fake, chat) == [fact(tg, "help").text] * 2
+
+
+@pytest.mark.parametrize("status, retry_after", [(429, 1), (502, None)])
+def test_rate_limits_and_server_errors_are_retried_and_delivered_once(
+        tg: Stack, fake: FakeTelegram, status: int, retry_after: int | None) -> None:
+    chat = new_chat()
+    fake.fail_next("sendMessage", status, retry_after=retry_after)
+    deliver(tg, text_update(chat, "/help"))
+    assert wait_for_texts(fake, chat, 1) == [fact(tg, "help").text]
+    assert [c.status for c in fake.calls("sendMessage", chat)] == [status, 200]
+
+
+def test_special_characters_arrive_exactly_as_written(tg: Stack, fake: FakeTelegram) -> None:
+    path = Path(tg.workdir / "facts" / "conversation.yml")
+    original = path.read_text()
+    data = yaml.safe_load(original)
+    special = "Markdown _*[]()~`>#+-=|{}.! and HTML 5 < 6 > 4 & &amp; call {phone}."
+    next(f for f in data["facts"] if f["id"] == "help")["text"] = special
+    try:
+        path.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
+        expected = fact(tg, "help").text
+        assert "_*[]()~`>#+-=|{}.!" in expected and "<" in expected and "&amp;" in expected
+
+        def help_in_a_new_chat() -> Dict[str, Any]:
+            chat = new_chat()
+            deliver(tg, text_update(chat, "/help"))
+            wait_for_texts(fake, chat, 1)
+            return fake.calls("sendMessage", chat, ok_only=True)[0].params
+
+        params = fake.wait_for(lambda: (p := help_in_a_new_chat())["text"] == expected and p, timeout=30,
+                               what="the edited help text")  # the store reloads within about a second
+        assert params["text"] == expected and "parse_mode" not in params
+    finally:
+        path.write_text(original)
+    original_help = fact(tg, "help").text
+    fake.wait_for(lambda: help_in_a_new_chat()["text"] == original_help, timeout=30, what="the original help text")
+
+
+def test_the_action_server_down_gets_the_apology_then_recovers(tg: Stack, fake: FakeTelegram) -> None:
+    chat = new_chat()
+    stop(tg.actions)
+    try:
+        deliver(tg, text_update(chat, "how long does the redness last?"))
+        assert wait_for_texts(fake, chat, 1) == [fact(tg, "action_error").text]
+    finally:
+        tg.start_actions()
+    deliver(tg, text_update(chat, "how long does the redness last?"))
+    assert wait_for_texts(fake, chat, 2)[-1] == fact(tg, "downtime").text
+
+
+def test_the_project_credentials_list_the_channel() -> None:
+    assert "channels.telegram.TelegramChannel" in yaml.safe_load((PROJECT / "credentials.yml").read_text())
+
+
+def test_without_a_token_the_channel_is_off(stack: Stack) -> None:
+    """The shared stack runs the project's credentials.yml with no TELEGRAM_TOKEN: 404, nothing called."""
+    if os.environ.get("TELEGRAM_TOKEN"):
+        pytest.skip("TELEGRAM_TOKEN is set in this environment")
+    assert post(stack, text_update(new_chat(), "/help")).status_code == 404
+    assert requests.get(f"{stack.url}/webhooks/telegram/", timeout=10).json() == {"status": "ok", "enabled": False}
