@@ -83,7 +83,11 @@ def action_server_url(env: Mapping[str, str]) -> str:
 
 def endpoints_sections(env: Mapping[str, str]) -> Dict[str, List[str]]:
     """The endpoint sections as YAML lines, keyed by section name (tests reuse single sections)."""
-    sections: Dict[str, List[str]] = {"action_endpoint": [f'  url: "{action_server_url(env)}"']}
+    # Selective domain: Rasa sends the domain only to actions that ask for it (ours never reads it),
+    # instead of serialising it into every action call.
+    sections: Dict[str, List[str]] = {
+        "action_endpoint": [f'  url: "{action_server_url(env)}"', "  enable_selective_domain: true"],
+    }
     if (env.get("TRACKER_STORE_URL") or "").strip():
         tracker_store_url(env)  # validate; the file keeps only the reference
         sections["tracker_store"] = ["  type: SQL", "  url: ${TRACKER_STORE_URL}"]

@@ -95,7 +95,8 @@ class Stack:
     def endpoints_file(self) -> Path:
         path = self.workdir / "endpoints.yml"
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(f'action_endpoint:\n  url: "{self.actions_url}/webhook"\n{self.endpoints_extra}')
+        path.write_text(f'action_endpoint:\n  url: "{self.actions_url}/webhook"\n  enable_selective_domain: true\n'
+                        f"{self.endpoints_extra}")
         return path
 
     def start_actions(self) -> None:

@@ -62,7 +62,7 @@ def test_production_urls_are_referenced_not_written_and_rasa_expands_them(tmp_pa
 
 def test_actions_port_moves_the_default_action_server() -> None:
     sections = endpoints.endpoints_sections({"ACTIONS_PORT": "6055"})
-    assert sections["action_endpoint"] == ['  url: "http://localhost:6055/webhook"']
+    assert sections["action_endpoint"] == ['  url: "http://localhost:6055/webhook"', "  enable_selective_domain: true"]
 
 
 @pytest.mark.parametrize("env, variable", [
