@@ -9,6 +9,9 @@ RASA_PORT="${RASA_PORT:-5005}"
 ACTIONS_PORT="${ACTIONS_PORT:-5055}"
 BIN=.venv/bin
 RUN_DIR="${RUN_DIR:-var/run}"
+# TensorFlow's start-up chatter and the dependencies' deprecation warnings are noise to a user.
+export TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-3}" PYTHONWARNINGS="${PYTHONWARNINGS:-ignore}" \
+  SQLALCHEMY_SILENCE_UBER_WARNING=1
 mkdir -p "$RUN_DIR"
 
 "$BIN/python" -m actions.check_facts

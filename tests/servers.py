@@ -70,6 +70,7 @@ class Stack:
     env: Dict[str, str] = field(default_factory=dict)
     endpoints_extra: str = ""  # more endpoints.yml text: tracker_store, lock_store, ...
     credentials: Optional[Path] = None
+    selective_domain: bool = True  # False: Rasa sends the whole domain with every action call, as shipped
     rasa_port: int = field(default_factory=free_port)
     actions_port: int = field(default_factory=free_port)
     actions: Optional[subprocess.Popen] = None
@@ -95,8 +96,9 @@ class Stack:
     def endpoints_file(self) -> Path:
         path = self.workdir / "endpoints.yml"
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(f'action_endpoint:\n  url: "{self.actions_url}/webhook"\n  enable_selective_domain: true\n'
-                        f"{self.endpoints_extra}")
+        selective = str(self.selective_domain).lower()
+        path.write_text(f'action_endpoint:\n  url: "{self.actions_url}/webhook"\n'
+                        f"  enable_selective_domain: {selective}\n{self.endpoints_extra}")
         return path
 
     def start_actions(self) -> None:
