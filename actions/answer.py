@@ -57,8 +57,7 @@ class ActionAnswer(Action):
         reply = decide(turn, default_store().current())
         logger.info("reply kind=%s facts=%s reason=%s", reply.kind, ",".join(reply.facts), reply.reason)
         for message in reply.messages:
-            buttons = [{"title": b.title, "payload": b.payload} for b in message.buttons]
-            dispatcher.utter_message(text=message.text, buttons=buttons or None)
+            dispatcher.utter_message(text=message.text, buttons=message.button_dicts() or None)
         events = [SlotSet(CLARIFYING_SLOT, reply.clarifying)]
         if reply.topic:
             events.append(SlotSet(LAST_TOPIC_SLOT, reply.topic))

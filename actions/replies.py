@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from typing import List, Sequence, Tuple
+from typing import Dict, List, Sequence, Tuple
 
 from actions.fact_store import Fact, Snapshot
 from actions.safety import urgent_reason
@@ -39,6 +39,10 @@ class Button:
 class Message:
     text: str
     buttons: Tuple[Button, ...] = ()
+
+    def button_dicts(self) -> List[Dict[str, str]]:
+        """The buttons as Rasa's bot messages carry them."""
+        return [{"title": b.title, "payload": b.payload} for b in self.buttons]
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,7 @@
 """Fact-store messages that channels send without asking the dialogue.
 
-Two cases never reach Rasa's dialogue:
+Telegram's /help and its answer to a photo or sticker are facts sent by the
+channel itself (fact_message). Two cases never reach Rasa's dialogue at all:
 - a blank message: Rasa's LogisticRegressionClassifier fails on a message with
   no tokens, and there is nothing to classify anyway;
 - no reply at all: when the action server is down or too slow, Rasa logs the
@@ -12,8 +13,10 @@ so the apology carries the clinic's phone number.
 from __future__ import annotations
 
 import logging
+from typing import Any, Dict
 
 from actions.fact_store import default_store
+from actions.replies import render_fact
 
 logger = logging.getLogger(__name__)
 
@@ -27,6 +30,16 @@ def fact_text(fact_id: str) -> str:
     except Exception:  # the store itself is unreadable: still say something
         logger.exception("Fact store unavailable for the '%s' message", fact_id)
         return LAST_RESORT
+
+
+def fact_message(fact_id: str) -> Dict[str, Any]:
+    """A fact as a bot message {text, buttons}, rendered as the dialogue renders it (source line, follow-ups)."""
+    try:
+        snapshot = default_store().current()
+        message = render_fact(snapshot, snapshot.facts[fact_id])
+        return {"text": message.text, "buttons": message.button_dicts()}
+    except Exception:  # the store is unreadable: fact_text logs it and still says something
+        return {"text": fact_text(fact_id)}
 
 
 def apology_text() -> str:

@@ -32,10 +32,8 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
-from actions.fact_store import default_store
-from actions.replies import render_fact
 from channels.rest import max_message_chars
-from channels.store_text import apology_text, fact_text
+from channels.store_text import apology_text, fact_message
 from channels.telegram_api import BotApi, TelegramApiError
 from channels.telegram_format import send_message_params
 from channels.telegram_setup import TelegramConfig, register_webhook
@@ -63,16 +61,6 @@ def chat_id_of(recipient_id: str) -> int | str:
         return int(raw)
     except ValueError:
         return raw
-
-
-def fact_reply(fact_id: str) -> Dict[str, Any]:
-    """A fact as a bot message {text, buttons}, for answers the channel gives without the dialogue."""
-    try:
-        snapshot = default_store().current()
-        message = render_fact(snapshot, snapshot.facts[fact_id])
-        return {"text": message.text, "buttons": [{"title": b.title, "payload": b.payload} for b in message.buttons]}
-    except Exception:  # the store is unreadable: fact_text logs it and still says something
-        return {"text": fact_text(fact_id)}
 
 
 class TelegramOutput(OutputChannel):
@@ -280,13 +268,13 @@ class TelegramChannel(InputChannel):
             if incoming.text == "start":
                 await self.ask(incoming, START_PAYLOAD, on_new_message)
             else:  # /help, and any command we do not know
-                await self.send(incoming, [fact_reply("help")])
+                await self.send(incoming, [fact_message("help")])
         elif incoming.kind == "media":
-            await self.send(incoming, [fact_reply("not_text")])
+            await self.send(incoming, [fact_message("not_text")])
             if incoming.text.strip():  # a caption such as "is this infected?" may name a warning sign
                 await self.ask(incoming, incoming.text, on_new_message)
         elif not incoming.text.strip():
-            await self.send(incoming, [fact_reply("empty_message")])
+            await self.send(incoming, [fact_message("empty_message")])
         else:
             await self.ask(incoming, incoming.text, on_new_message)
 

@@ -28,6 +28,9 @@ PROJECT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA_DIR = "var/data"
 SQLITE_FILE = "conversations.db"
 LOCK_STORE_CLASS = "channels.lock_store.AtomicRedisLockStore"
+# Rasa's SQL store plus the conversations in use kept in memory (channels/tracker_store.py);
+# "SQL" is Rasa's own, which `make bench` runs for the stock baseline.
+TRACKER_STORE_CLASS = "channels.tracker_store.CachedSQLTrackerStore"
 SQL_SCHEMES = ("postgresql", "postgresql+psycopg2", "sqlite")
 REDIS_SCHEMES = ("redis", "rediss")
 
@@ -81,7 +84,17 @@ def action_server_url(env: Mapping[str, str]) -> str:
     return f"http://localhost:{env.get('ACTIONS_PORT') or 5055}/webhook"
 
 
-def endpoints_sections(env: Mapping[str, str]) -> Dict[str, List[str]]:
+def tracker_cache_lines(env: Mapping[str, str]) -> List[str]:
+    """TRACKER_CACHE_SIZE: conversations kept in memory between messages (0 turns the cache off)."""
+    value = (env.get("TRACKER_CACHE_SIZE") or "").strip()
+    if not value:
+        return []
+    if not value.isdigit():
+        raise ConfigError(f"TRACKER_CACHE_SIZE: expected a whole number of conversations (0 = off), not '{value}'")
+    return [f"  cache_size: {int(value)}"]
+
+
+def endpoints_sections(env: Mapping[str, str], tracker_store_type: str = TRACKER_STORE_CLASS) -> Dict[str, List[str]]:
     """The endpoint sections as YAML lines, keyed by section name (tests reuse single sections)."""
     # Selective domain: Rasa sends the domain only to actions that ask for it (ours never reads it),
     # instead of serialising it into every action call.
@@ -90,9 +103,12 @@ def endpoints_sections(env: Mapping[str, str]) -> Dict[str, List[str]]:
     }
     if (env.get("TRACKER_STORE_URL") or "").strip():
         tracker_store_url(env)  # validate; the file keeps only the reference
-        sections["tracker_store"] = ["  type: SQL", "  url: ${TRACKER_STORE_URL}"]
+        sections["tracker_store"] = [f"  type: {tracker_store_type}", "  url: ${TRACKER_STORE_URL}"]
     else:
-        sections["tracker_store"] = ["  type: SQL", "  dialect: sqlite", f'  db: "{sqlite_path(env)}"']
+        sections["tracker_store"] = [f"  type: {tracker_store_type}", "  dialect: sqlite",
+                                     f'  db: "{sqlite_path(env)}"']
+    if tracker_store_type == TRACKER_STORE_CLASS:
+        sections["tracker_store"] += tracker_cache_lines(env)
     lock_url = (env.get("LOCK_STORE_URL") or "").strip()
     if lock_url:
         check_lock_store_url(lock_url)

@@ -71,6 +71,7 @@ class Stack:
     endpoints_extra: str = ""  # more endpoints.yml text: tracker_store, lock_store, ...
     credentials: Optional[Path] = None
     selective_domain: bool = True  # False: Rasa sends the whole domain with every action call, as shipped
+    stock_commands: bool = False  # True: `rasa run actions` and `rasa run`, as Rasa's docs start them
     rasa_port: int = field(default_factory=free_port)
     actions_port: int = field(default_factory=free_port)
     actions: Optional[subprocess.Popen] = None
@@ -102,15 +103,17 @@ class Stack:
         return path
 
     def start_actions(self) -> None:
-        self.actions = self._spawn("actions", [str(BIN / "rasa"), "run", "actions", "--actions", "actions",
-                                               "--port", str(self.actions_port)])
+        command = ([str(BIN / "rasa"), "run", "actions"] if self.stock_commands
+                   else [str(BIN / "python"), "-m", "rasa_sdk"])  # as `make run` starts it: no Rasa import
+        self.actions = self._spawn("actions", [*command, "--actions", "actions", "--port", str(self.actions_port)])
         wait_until(f"{self.actions_url}/health", self.actions, self.workdir / "actions.log")
 
     def start_rasa(self) -> None:
         model = self.model or latest_model()
         credentials = self.credentials or PROJECT / "credentials.yml"
+        command = [str(BIN / "rasa")] if self.stock_commands else [str(BIN / "python"), "-m", "scripts.rasa_cli"]
         self.rasa = self._spawn("rasa", [
-            str(BIN / "rasa"), "run", "--model", str(model), "--port", str(self.rasa_port),
+            *command, "run", "--model", str(model), "--port", str(self.rasa_port),
             "--endpoints", str(self.endpoints_file()), "--credentials", str(credentials), "--cors", "*",
         ])
         wait_until(f"{self.url}/webhooks/rest/", self.rasa, self.workdir / "rasa.log")

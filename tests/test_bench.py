@@ -42,7 +42,7 @@ def test_bench_measures_the_running_stack_and_writes_its_report(stack: Stack, tm
 
     servers = {"startup": {"actions_s": 1.0, "rasa_to_first_answer_s": 2.0, "stack_to_first_answer_s": 3.0},
                "memory_warm": memory, "memory_after_load": memory,
-               "load": {"1": bench.load_summary([one]), "10": bench.load_summary([many])}}
+               "load": {"1": bench.load_summary([one, one]), "10": bench.load_summary([many])}}
     nlu = {"p50_ms": 5.0, "p95_ms": 9.0, "accuracy": 0.9, "macro_f1": 0.9, "messages": 3}
     result = {"train_s": 10.0, "nlu": nlu, "servers": servers}
     report = {"date": "today", "duration_s": 60.0, "machine": bench.machine_info(),
@@ -58,6 +58,7 @@ def test_bench_measures_the_running_stack_and_writes_its_report(stack: Stack, tm
     bench.write_doc(report, doc, chart)
     text = doc.read_text()
     assert "| REST e2e, 10 clients, p99 (ms) |" in text and "hand-written analysis" in text
+    assert "| 1.00–1.00× |" in text  # the spread over two rounds of level 1
     assert "old table" not in text
     assert chart.stat().st_size > 10_000
 

@@ -13,10 +13,12 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 import yaml
-from rasa.core.tracker_store import SQLTrackerStore
+from rasa.core.tracker_store import SQLTrackerStore, create_tracker_store
 from rasa.core.utils import AvailableEndpoints
+from rasa.shared.core.domain import Domain
 
 from channels import action_timeout
+from channels.tracker_store import DEFAULT_CACHE_SIZE, CachedSQLTrackerStore
 from scripts import endpoints, retention
 from tests.servers import PROJECT
 
@@ -56,8 +58,18 @@ def test_production_urls_are_referenced_not_written_and_rasa_expands_them(tmp_pa
         monkeypatch.setenv(name, value)
     read = AvailableEndpoints.read_endpoints(str(path))
     assert read.action.url == env["ACTION_SERVER_URL"]
-    assert (read.tracker_store.type, read.tracker_store.url) == ("SQL", env["TRACKER_STORE_URL"])
+    assert read.tracker_store.type == endpoints.TRACKER_STORE_CLASS
+    assert read.tracker_store.url == env["TRACKER_STORE_URL"]
     assert (read.lock_store.type, read.lock_store.url) == (endpoints.LOCK_STORE_CLASS, env["LOCK_STORE_URL"])
+
+
+@pytest.mark.parametrize("env, cache_size", [({}, DEFAULT_CACHE_SIZE), ({"TRACKER_CACHE_SIZE": "0"}, 0),
+                                             ({"TRACKER_CACHE_SIZE": "16"}, 16)])
+def test_rasa_builds_our_cached_store_from_the_generated_file(tmp_path: Path, env: dict, cache_size: int) -> None:
+    path = generate(tmp_path, {"DATA_DIR": str(tmp_path / "data"), **env})
+    store = create_tracker_store(AvailableEndpoints.read_endpoints(str(path)).tracker_store, Domain.empty())
+    store = getattr(store, "_tracker_store", store)  # unwrap Rasa's AwaitableTrackerStore, if any
+    assert isinstance(store, CachedSQLTrackerStore) and store.cache_size == cache_size
 
 
 def test_actions_port_moves_the_default_action_server() -> None:
@@ -71,6 +83,8 @@ def test_actions_port_moves_the_default_action_server() -> None:
     ({"LOCK_STORE_URL": "localhost:6379"}, "LOCK_STORE_URL"),
     ({"LOCK_STORE_URL": "redis://h:port/0"}, "LOCK_STORE_URL"),
     ({"ACTION_SERVER_URL": "actions:5055"}, "ACTION_SERVER_URL"),
+    ({"TRACKER_CACHE_SIZE": "lots"}, "TRACKER_CACHE_SIZE"),
+    ({"TRACKER_CACHE_SIZE": "-1"}, "TRACKER_CACHE_SIZE"),
 ])
 def test_a_wrong_url_is_refused_before_rasa_starts(env: dict, variable: str) -> None:
     with pytest.raises(endpoints.ConfigError, match=variable):
