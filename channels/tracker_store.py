@@ -18,6 +18,11 @@ nothing. Writes to one conversation are serialised by Rasa's lock store (in
 memory for one instance, Redis for several: docs/deployment.md), the same
 guarantee the stock store relies on.
 
+An SQLite database is switched to write-ahead logging (WAL), still with a full
+sync at every commit: the same durability with one fsync per commit instead of
+several. On this machine that took a commit's p95 from 8 ms to 1.8 ms, and Rasa
+waits for it while answering (docs/benchmarks.md).
+
 Configured in the endpoints file (scripts/endpoints.py writes it):
 
     tracker_store:
@@ -65,6 +70,14 @@ class Conversation:
     rows: Tuple[Row, ...]  # the rows Rasa's `_event_query` returns: the latest session
 
 
+def _sqlite_wal(dbapi_connection: Any, _record: Any) -> None:
+    """Every new SQLite connection: write-ahead log (kept in the file), a full sync at each commit."""
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.close()
+
+
 def latest_session(rows: List[Row]) -> Tuple[Row, ...]:
     """The rows since the latest session start, by the rule of Rasa's `_event_query`.
 
@@ -91,6 +104,8 @@ class CachedSQLTrackerStore(SQLTrackerStore):
         self._fingerprint_sql = sa.select(sa.func.count(table.c.id), sa.func.max(table.c.id)).where(
             table.c.sender_id == sa.bindparam("sender_id"))
         self._insert_sql = table.insert()
+        if self.engine.dialect.name == "sqlite":
+            sa.event.listen(self.engine, "connect", _sqlite_wal)
 
     def _fingerprint(self, session: Any, sender_id: str) -> Fingerprint:
         count, highest = session.connection().execute(self._fingerprint_sql, {"sender_id": sender_id}).one()

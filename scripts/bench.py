@@ -19,7 +19,7 @@ bounded in count and time. Both stacks keep conversations in SQLite, as `make ru
 Writes docs/benchmarks.md (keeping its hand-written part after "## Where the time goes"),
 docs/images/benchmarks.png, and the raw JSON under results/bench/.
 
-Usage: python -m scripts.bench [--messages 300] [--rounds 3] [--quick]
+Usage: python -m scripts.bench [--messages 450] [--rounds 3] [--quick]
 """
 
 from __future__ import annotations
@@ -312,7 +312,8 @@ async def run_load(url: str, texts: Sequence[str], clients: int, messages: int, 
     """`clients` concurrent REST clients sending `messages` in all (or until `time_cap_s`).
 
     Each client has its own senders and starts a new conversation every CONVERSATION_TURNS
-    messages; it sends its next message as soon as the previous answer arrives.
+    messages, the clients' first conversations staggered in length (as patients do not all
+    start at once); it sends its next message as soon as the previous answer arrives.
     """
     import aiohttp
 
@@ -328,7 +329,7 @@ async def run_load(url: str, texts: Sequence[str], clients: int, messages: int, 
         while issued < messages and time.monotonic() < deadline:
             index = issued
             issued += 1
-            sender = f"{sender_prefix}-c{number}-s{sent // CONVERSATION_TURNS}"
+            sender = f"{sender_prefix}-c{number}-s{(sent + number) // CONVERSATION_TURNS}"
             text = texts[(index * 7 + number) % len(texts)]
             start = time.perf_counter()
             try:
@@ -564,7 +565,8 @@ def write_doc(report: Dict[str, Any], doc: Path = DOC, chart: Path = CHART) -> N
         f"{settings['rounds']} rounds alternating between the two stacks, each capped at {LEVEL_TIME_CAP_S} s "
         "(the pooled figures judge the targets; the per-round ratios show how much one round can differ); "
         "every client sends its next message when the answer to the previous one arrives (closed loop), uses "
-        f"its own senders and starts a new conversation every {CONVERSATION_TURNS} messages; messages are "
+        f"its own senders and starts a new conversation every {CONVERSATION_TURNS} messages (the clients' "
+        "first conversations staggered in length, so they do not all start at once); messages are "
         "drawn from the test set. Latency is the client's (POST to reply), which includes NLU, dialogue "
         "policies, the SQLite conversation store and the round trip to the action server. Throughput = "
         f"answers / wall time at that level. Failed requests: ours {errors[OURS]}, baseline {errors[BASE]}.",
@@ -629,7 +631,7 @@ def main(argv: List[str]) -> int:
     if argv[:1] == ["nlu-worker"]:
         return nlu_worker(argv[1:])
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--messages", type=int, default=300, help="REST messages per configuration and level")
+    parser.add_argument("--messages", type=int, default=450, help="REST messages per configuration and level")
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds they are split into")
     parser.add_argument("--nlu-rounds", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="tiny counts, to check the bench itself")

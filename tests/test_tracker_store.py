@@ -155,6 +155,18 @@ async def test_memory_holds_at_most_cache_size_conversations(tmp_path: Path, cac
         assert user_texts(await assert_same(s["ours"], s["stock"], sender)) == [f"{sender} says 0", f"{sender} says 1"]
 
 
+@pytest.mark.asyncio
+async def test_sqlite_commits_through_a_write_ahead_log_with_full_sync(tmp_path: Path) -> None:
+    import sqlite3
+
+    s = stores(tmp_path)
+    await turn(s["ours"], "patient", "hello")
+    with sqlite3.connect(tmp_path / "conversations.db") as other:  # the mode is kept in the file
+        assert other.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    with s["ours"].engine.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
+
+
 def test_an_unknown_conversation_is_none_as_with_rasas_store(tmp_path: Path) -> None:
     import asyncio
 
