@@ -32,7 +32,7 @@ purge: install        ## Delete stored conversations idle for more than RETENTIO
 nlu-compare: install  ## Compare NLU pipelines on the held-out test set (writes docs/nlu-pipelines.md)
 	$(BIN)/python scripts/compare_pipelines.py
 
-bench: install        ## Benchmark config.yml against stock `rasa init` Rasa (writes docs/benchmarks.md; 10 min on a quiet 2-core machine)
+bench: install        ## Benchmark config.yml against stock `rasa init` Rasa (writes docs/benchmarks.md; 10–16 min on 2 cores)
 	$(BIN)/python -m scripts.bench
 
 .PHONY: test-widget
