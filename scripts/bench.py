@@ -539,13 +539,14 @@ def write_doc(report: Dict[str, Any], doc: Path = DOC, chart: Path = CHART) -> N
         "the *baseline* is the configuration `rasa init` writes "
         "for Rasa 3.6 (`scripts/pipelines/rasa_init_default.yml`: DIET, ResponseSelector, TED, UnexpecTED, "
         "Memoization, Rule). Both are trained on the same data (data/, domain.yml) and served the same way: "
-        "the same action server, the REST channel, conversations in SQLite, an in-memory lock store, one "
-        "Sanic worker each (Rasa's default). The baseline runs Rasa's message path as shipped "
-        "(`STOCK_RASA=1`: its own per-reply JSON Schema validation and event-class lookup, the whole domain "
-        "sent with every action call, Rasa's `SQLTrackerStore`); ours runs what `make run` runs: the "
-        "validator built once (channels/action_validation.py), the event-class table "
-        "(channels/event_types.py), `enable_selective_domain` and the conversations in use kept in memory "
-        "in front of SQLite (channels/tracker_store.py).",
+        "the same action server code, the REST channel, conversations in SQLite, an in-memory lock store, one "
+        "Sanic worker each (Rasa's default). The baseline runs Rasa as shipped: started with `rasa run "
+        "actions` and `rasa run`, and `STOCK_RASA=1` (its own per-reply JSON Schema validation and "
+        "event-class lookup, the whole domain sent with every action call, Rasa's `SQLTrackerStore`). Ours "
+        "runs what `make run` runs: the servers started with `python -m rasa_sdk` and `python -m "
+        "scripts.rasa_cli`, the validator built once (channels/action_validation.py), the event-class table "
+        "(channels/event_types.py), `enable_selective_domain`, and the conversations in use kept in memory "
+        "in front of SQLite in write-ahead-log mode (channels/tracker_store.py).",
         "",
         f"![benchmark chart]({os.path.relpath(chart, doc.parent)})",
         "",
