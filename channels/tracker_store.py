@@ -120,19 +120,17 @@ class CachedSQLTrackerStore(SQLTrackerStore):
         while len(self._conversations) > self.cache_size:
             self._conversations.popitem(last=False)
 
-    def _load(self, session: Any, sender_id: str) -> Conversation:
-        # The fingerprint first: a row written between the two queries then makes the
-        # fingerprint stale, which only costs a reload next time, never a missed row.
-        fingerprint = self._fingerprint(session, sender_id)
-        rows = self._event_query(session, sender_id, fetch_events_from_all_sessions=False).all()
-        return Conversation(fingerprint, tuple(Row(r.id, r.timestamp, r.type_name, r.data) for r in rows))
-
     async def retrieve(self, sender_id: str) -> Optional[DialogueStateTracker]:
         """The latest session of the conversation, as SQLTrackerStore.retrieve returns it."""
         with self.session_scope() as session:
+            # The fingerprint before the rows: a row written between the two queries then makes
+            # the fingerprint stale, which only costs a reload next time, never a missed row.
+            fingerprint = self._fingerprint(session, sender_id)
             conversation = self._conversations.get(sender_id)
-            if conversation is None or conversation.fingerprint != self._fingerprint(session, sender_id):
-                conversation = self._load(session, sender_id)
+            if conversation is None or conversation.fingerprint != fingerprint:
+                rows = self._event_query(session, sender_id, fetch_events_from_all_sessions=False).all()
+                conversation = Conversation(fingerprint,
+                                            tuple(Row(r.id, r.timestamp, r.type_name, r.data) for r in rows))
             self._remember(sender_id, conversation)
         if not (self.domain and conversation.rows):
             return None
