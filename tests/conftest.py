@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Iterator
 
 import pytest
 
 from actions.fact_store import DEFAULT_FACTS_DIR, DEFAULT_SETTINGS, FactStore, Snapshot, domain_intents
-from tests.servers import Stack
+from tests.servers import Stack, private_fact_store
 
 
 @pytest.fixture(scope="session")
@@ -25,8 +24,7 @@ def snapshot(intents: list) -> Snapshot:
 @pytest.fixture
 def store_dir(tmp_path: Path) -> Path:
     """A private copy of data/facts and data/clinic.yml that a test may edit or break."""
-    shutil.copytree(DEFAULT_FACTS_DIR, tmp_path / "facts")
-    shutil.copy(DEFAULT_SETTINGS, tmp_path / "clinic.yml")
+    private_fact_store(tmp_path)
     return tmp_path
 
 
@@ -38,9 +36,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     tests can edit answers while the servers run, as clinic staff would.
     """
     workdir = tmp_path_factory.mktemp("stack")
-    shutil.copytree(DEFAULT_FACTS_DIR, workdir / "facts")
-    shutil.copy(DEFAULT_SETTINGS, workdir / "clinic.yml")
-    running = Stack(workdir, env={"FACTS_DIR": str(workdir / "facts"), "CLINIC_SETTINGS": str(workdir / "clinic.yml")})
+    running = Stack(workdir, env=private_fact_store(workdir))
     try:
         yield running.start()
     finally:

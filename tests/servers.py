@@ -2,12 +2,15 @@
 
 Used by every test that talks to the running assistant (REST, widget,
 Telegram, durability). Processes get their own log files under the test's
-folder and are always stopped, even when a test fails.
+folder and are always stopped, even when a test fails. The servers serve a
+private copy of the fact store (private_fact_store), which tests read back
+(served_snapshot, fact_of) and may edit while the servers run.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -19,6 +22,8 @@ from typing import Dict, List, Optional
 
 import requests
 
+from actions.fact_store import DEFAULT_FACTS_DIR, DEFAULT_SETTINGS, FactStore, Snapshot, domain_intents
+
 PROJECT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 STARTUP_TIMEOUT_S = 240
@@ -28,6 +33,26 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def private_fact_store(root: Path) -> Dict[str, str]:
+    """A copy of data/facts and data/clinic.yml under root (once), and the variables that point the servers at it."""
+    if not (root / "facts").exists():
+        shutil.copytree(DEFAULT_FACTS_DIR, root / "facts")
+        shutil.copy(DEFAULT_SETTINGS, root / "clinic.yml")
+    return {"FACTS_DIR": str(root / "facts"), "CLINIC_SETTINGS": str(root / "clinic.yml")}
+
+
+def served_snapshot(root: Path) -> Snapshot:
+    """The store exactly as servers started with private_fact_store(root) see it."""
+    return FactStore(root / "facts", root / "clinic.yml", domain_intents()).current()
+
+
+def fact_of(snapshot: Snapshot, text: str) -> str:
+    """Which fact a bot message is (its rendered text opens the message)."""
+    matches = [f.id for f in snapshot.facts.values() if text.startswith(snapshot.render(f))]
+    assert matches, f"not a fact from the store: {text[:120]!r}"
+    return max(matches, key=lambda i: len(snapshot.facts[i].text))
 
 
 def latest_model() -> Path:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import threading
@@ -30,10 +29,10 @@ import requests
 import sqlalchemy as sa
 import yaml
 
-from actions.fact_store import DEFAULT_FACTS_DIR, DEFAULT_SETTINGS, FactStore, Snapshot, domain_intents
+from actions.fact_store import Snapshot
 from scripts import endpoints
 from tests.datastores import Postgres, Redis
-from tests.servers import PROJECT, Stack, stop
+from tests.servers import PROJECT, Stack, fact_of, private_fact_store, served_snapshot, stop
 
 pytestmark = pytest.mark.servers
 
@@ -60,14 +59,6 @@ NOT_UNDERSTOOD = "/nlu_fallback"
 
 
 # --- set-ups ---------------------------------------------------------------------------------------
-
-def copy_store(root: Path) -> Dict[str, str]:
-    """A private fact store (tests edit it) and the variables that point the action server at it."""
-    if not (root / "facts").exists():
-        shutil.copytree(DEFAULT_FACTS_DIR, root / "facts")
-        shutil.copy(DEFAULT_SETTINGS, root / "clinic.yml")
-    return {"FACTS_DIR": str(root / "facts"), "CLINIC_SETTINGS": str(root / "clinic.yml")}
-
 
 def in_parallel(*steps: Callable[[], None]) -> None:
     """Starts processes side by side (each waits for its own health check); the first error is raised."""
@@ -127,7 +118,7 @@ class Cluster:
 def embedded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Embedded]:
     root = tmp_path_factory.mktemp("embedded")
     store_env = {"DATA_DIR": str(root / "data")}
-    stack = make_stack(root, store_env, copy_store(root), SLOW_ACTION_TIMEOUT_S)
+    stack = make_stack(root, store_env, private_fact_store(root), SLOW_ACTION_TIMEOUT_S)
     try:
         in_parallel(stack.start_actions, stack.start_rasa)
         yield Embedded(stack, endpoints.tracker_store_url(store_env), root)
@@ -144,7 +135,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         postgres.start()
         redis_server.start()
         store_env = {"TRACKER_STORE_URL": postgres.url, "LOCK_STORE_URL": redis_server.url}
-        facts_env = copy_store(root)  # one fact store for the whole clinic
+        facts_env = private_fact_store(root)  # one fact store for the whole clinic
         stacks = [make_stack(root / name, store_env, facts_env, CLUSTER_ACTION_TIMEOUT_S) for name in ("a", "b")]
         # Both may create the tables at once; Rasa tolerates it (SQLTrackerStore.__init__).
         in_parallel(*(step for stack in stacks for step in (stack.start_actions, stack.start_rasa)))
@@ -157,22 +148,12 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
 
 # --- reading replies and the stored history --------------------------------------------------------
 
-def snapshot_of(root: Path) -> Snapshot:
-    return FactStore(root / "facts", root / "clinic.yml", domain_intents()).current()
-
-
 def new_sender() -> str:
     return f"patient-{uuid.uuid4().hex[:10]}"
 
 
 def texts(replies: List[dict]) -> List[str]:
     return [r.get("text", "") for r in replies]
-
-
-def fact_of(snapshot: Snapshot, text: str) -> str:
-    matches = [f.id for f in snapshot.facts.values() if text.startswith(snapshot.render(f))]
-    assert matches, f"not a fact from the store: {text[:120]!r}"
-    return max(matches, key=lambda i: len(snapshot.facts[i].text))
 
 
 def welcomed(snapshot: Snapshot, replies: List[dict]) -> bool:
@@ -233,7 +214,7 @@ def session_starts(url: str, sender: str) -> int:
 
 def check_survives_restart(stack: Stack, url: str, root: Path, restart: Callable[[], None]) -> None:
     """A conversation with context (the welcome was given, a "did you mean?" is pending) outlives a restart."""
-    snapshot = snapshot_of(root)
+    snapshot = served_snapshot(root)
     sender = new_sender()
     first = stack.say(sender, "do u numb it")
     assert welcomed(snapshot, first) and "ask_numbing" in snapshot.facts[fact_of(snapshot, first[-1]["text"])].intents
@@ -266,7 +247,7 @@ def test_postgresql_conversation_survives_a_restart_of_rasa_and_its_action_serve
 # --- several instances share one conversation ------------------------------------------------------
 
 def test_one_conversation_alternates_between_two_instances(cluster: Cluster) -> None:
-    snapshot = snapshot_of(cluster.root)
+    snapshot = served_snapshot(cluster.root)
     sender = new_sender()
     sent, replies = [], []
     for i, question in enumerate(QUESTIONS[:6]):
@@ -282,7 +263,7 @@ def test_one_conversation_alternates_between_two_instances(cluster: Cluster) -> 
 
 
 def test_concurrent_messages_of_one_conversation_on_two_instances_are_handled_one_at_a_time(cluster: Cluster) -> None:
-    snapshot = snapshot_of(cluster.root)
+    snapshot = served_snapshot(cluster.root)
     sender = new_sender()
     questions = QUESTIONS[:8]
     start = threading.Barrier(len(questions))
@@ -333,7 +314,7 @@ def test_load_on_two_instances_loses_and_duplicates_nothing(cluster: Cluster) ->
     one reply, is stored once and in order, with exactly the replies the patient received. Replies
     that are the apology (the action call timed out in an overloaded instance) are counted.
     """
-    snapshot = snapshot_of(cluster.root)
+    snapshot = served_snapshot(cluster.root)
     sorry = apology(snapshot)
     run = uuid.uuid4().hex[:6]
     senders = [f"load-{run}-{n:03d}" for n in range(LOAD_SENDERS)]
@@ -438,7 +419,7 @@ def test_the_lock_store_never_issues_a_ticket_twice(cluster: Cluster) -> None:
 
 def test_a_slow_action_server_gets_the_apology_in_bounded_time_then_the_conversation_recovers(
         embedded: Embedded) -> None:
-    stack, snapshot, sender = embedded.stack, snapshot_of(embedded.root), new_sender()
+    stack, snapshot, sender = embedded.stack, served_snapshot(embedded.root), new_sender()
     assert welcomed(snapshot, stack.say(sender, "do u numb it"))
     os.killpg(stack.actions.pid, signal.SIGSTOP)  # still accepts connections, never answers
     try:
@@ -457,7 +438,7 @@ def test_a_slow_action_server_gets_the_apology_in_bounded_time_then_the_conversa
 
 
 def test_a_stopped_action_server_gets_the_apology_and_the_conversation_resumes_after_it(embedded: Embedded) -> None:
-    stack, snapshot, sender = embedded.stack, snapshot_of(embedded.root), new_sender()
+    stack, snapshot, sender = embedded.stack, served_snapshot(embedded.root), new_sender()
     stack.say(sender, NOT_UNDERSTOOD)
     stop(stack.actions)
     try:
@@ -483,7 +464,7 @@ def test_a_fact_file_broken_while_serving_keeps_the_last_good_facts_then_takes_t
     stack, root = embedded.stack, embedded.root
     path = root / "facts" / "recovery.yml"
     original = path.read_text()
-    good = snapshot_of(root)
+    good = served_snapshot(root)
     served_before = good.render(good.facts["sunscreen"])
     log = stack.workdir / "actions.log"
     log_start = log.stat().st_size

@@ -11,26 +11,13 @@ import pytest
 import requests
 import yaml
 
-from actions.fact_store import FactStore, Snapshot, domain_intents
-from tests.servers import Stack
+from tests.servers import Stack, fact_of, served_snapshot
 
 pytestmark = pytest.mark.servers
 
 
-def served_snapshot(stack: Stack) -> Snapshot:
-    """The store exactly as the servers see it (their private copy)."""
-    return FactStore(stack.workdir / "facts", stack.workdir / "clinic.yml", domain_intents()).current()
-
-
 def new_sender() -> str:
     return f"patient-{uuid.uuid4().hex[:8]}"
-
-
-def fact_of(snapshot: Snapshot, text: str) -> str:
-    """Which fact a bot message is (its rendered text opens the message)."""
-    matches = [f.id for f in snapshot.facts.values() if text.startswith(snapshot.render(f))]
-    assert matches, f"not a fact from the store: {text[:120]!r}"
-    return max(matches, key=lambda i: len(snapshot.facts[i].text))
 
 
 @pytest.mark.parametrize("intent, message", [
@@ -59,7 +46,7 @@ def fact_of(snapshot: Snapshot, text: str) -> str:
     ("out_of_scope", "what's the weather in Paris tomorrow"),
 ])
 def test_each_intent_gets_its_kind_of_answer(stack: Stack, intent: str, message: str) -> None:
-    snapshot = served_snapshot(stack)
+    snapshot = served_snapshot(stack.workdir)
     replies = stack.say(new_sender(), message)
     answered = fact_of(snapshot, replies[-1]["text"])
     expected = "welcome" if intent == "greet" else "urgent" if intent == "report_complication" else None
@@ -72,7 +59,7 @@ def test_each_intent_gets_its_kind_of_answer(stack: Stack, intent: str, message:
 
 
 def test_buttons_come_back_and_work_as_payloads_and_as_typed_text(stack: Stack) -> None:
-    snapshot = served_snapshot(stack)
+    snapshot = served_snapshot(stack.workdir)
     sender = new_sender()
     replies = stack.say(sender, "how long will my face stay red afterwards?")
     buttons = replies[-1]["buttons"]
@@ -85,7 +72,7 @@ def test_buttons_come_back_and_work_as_payloads_and_as_typed_text(stack: Stack) 
 
 
 def test_a_follow_up_question_keeps_the_topic(stack: Stack) -> None:
-    snapshot = served_snapshot(stack)
+    snapshot = served_snapshot(stack.workdir)
     sender = new_sender()
     assert fact_of(snapshot, stack.say(sender, "how long is my face red after?")[-1]["text"]) == "downtime"
     follow_up = stack.say(sender, "and how long does that last?")[-1]
@@ -96,7 +83,7 @@ def test_a_follow_up_question_keeps_the_topic(stack: Stack) -> None:
 
 
 def test_two_misunderstandings_lead_to_a_person(stack: Stack) -> None:
-    snapshot = served_snapshot(stack)
+    snapshot = served_snapshot(stack.workdir)
     sender = new_sender()
     stack.say(sender, "hello")
     first = stack.say(sender, "xqzv plonk wibble")[-1]
@@ -157,7 +144,7 @@ def test_an_edited_answer_is_served_without_retraining(stack: Stack) -> None:
 
 
 def test_action_server_down_gets_an_apology_with_the_phone_then_recovers(stack: Stack) -> None:
-    snapshot = served_snapshot(stack)
+    snapshot = served_snapshot(stack.workdir)
     sender = new_sender()
     stack.say(sender, "hello")
     from tests.servers import stop

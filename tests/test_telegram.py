@@ -14,7 +14,6 @@ import itertools
 import json
 import os
 import random
-import shutil
 from pathlib import Path
 from typing import Any, Dict, Iterator, List
 
@@ -22,10 +21,9 @@ import pytest
 import requests
 import yaml
 
-from actions.fact_store import DEFAULT_FACTS_DIR, DEFAULT_SETTINGS, FactStore, Snapshot, domain_intents
 from actions.replies import Message, render_fact
 from tests.fake_telegram import FakeTelegram
-from tests.servers import PROJECT, Stack, stop
+from tests.servers import PROJECT, Stack, private_fact_store, served_snapshot, stop
 
 pytestmark = pytest.mark.servers
 
@@ -50,12 +48,10 @@ def fake() -> Iterator[FakeTelegram]:
 def tg(fake: FakeTelegram, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """Rasa + actions with Telegram on, serving a private copy of the fact store."""
     workdir = tmp_path_factory.mktemp("telegram")
-    shutil.copytree(DEFAULT_FACTS_DIR, workdir / "facts")
-    shutil.copy(DEFAULT_SETTINGS, workdir / "clinic.yml")
     credentials = workdir / "credentials.yml"
     credentials.write_text("channels.rest.ClinicRestInput: {}\nchannels.telegram.TelegramChannel: {}\n")
     running = Stack(workdir, credentials=credentials, env={
-        "FACTS_DIR": str(workdir / "facts"), "CLINIC_SETTINGS": str(workdir / "clinic.yml"),
+        **private_fact_store(workdir),
         "TELEGRAM_TOKEN": TOKEN, "TELEGRAM_API_BASE": fake.url, "TELEGRAM_SECRET_TOKEN": SECRET,
         "TELEGRAM_BOT_USERNAME": USERNAME, "TELEGRAM_WEBHOOK_URL": WEBHOOK_URL,
     })
@@ -65,12 +61,8 @@ def tg(fake: FakeTelegram, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         running.stop()
 
 
-def served(stack: Stack) -> Snapshot:
-    return FactStore(stack.workdir / "facts", stack.workdir / "clinic.yml", domain_intents()).current()
-
-
 def fact(stack: Stack, fact_id: str, with_buttons: bool = True) -> Message:
-    snapshot = served(stack)
+    snapshot = served_snapshot(stack.workdir)
     return render_fact(snapshot, snapshot.facts[fact_id], with_buttons=with_buttons)
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import statistics
 import threading
 from dataclasses import dataclass, field
@@ -21,9 +20,9 @@ import pytest
 import requests
 from playwright.sync_api import Browser, BrowserContext, Page, Route, expect, sync_playwright
 
-from actions.fact_store import DEFAULT_FACTS_DIR, DEFAULT_SETTINGS, FactStore, Snapshot, domain_intents
+from actions.fact_store import Snapshot
 from actions.replies import render_fact
-from tests.servers import PROJECT, Stack, free_port, stop
+from tests.servers import PROJECT, Stack, free_port, private_fact_store, served_snapshot, stop
 
 pytestmark = pytest.mark.servers
 
@@ -56,10 +55,8 @@ class AllowlistStack(Stack):
 @pytest.fixture(scope="module")
 def web_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AllowlistStack]:
     workdir = tmp_path_factory.mktemp("web_stack")
-    shutil.copytree(DEFAULT_FACTS_DIR, workdir / "facts")
-    shutil.copy(DEFAULT_SETTINGS, workdir / "clinic.yml")
     running = AllowlistStack(workdir, env={
-        "FACTS_DIR": str(workdir / "facts"), "CLINIC_SETTINGS": str(workdir / "clinic.yml"),
+        **private_fact_store(workdir),
         "MAX_MESSAGE_CHARS": str(MAX_CHARS),
     })
     running.origins = [f"http://127.0.0.1:{running.rasa_port}", f"http://localhost:{running.rasa_port}",
@@ -101,7 +98,7 @@ def clinic_sites(web_stack: AllowlistStack) -> Iterator[None]:
 @pytest.fixture(scope="module")
 def snapshot(web_stack: AllowlistStack) -> Snapshot:
     """The store exactly as the servers see it (their private copy)."""
-    return FactStore(web_stack.workdir / "facts", web_stack.workdir / "clinic.yml", domain_intents()).current()
+    return served_snapshot(web_stack.workdir)
 
 
 @pytest.fixture(scope="module")
