@@ -169,20 +169,13 @@ def test_a_forged_button_press_is_acknowledged_but_not_answered(tg: Stack, fake:
     assert [c.params for c in fake.calls("answerCallbackQuery")][-1] == {"callback_query_id": f"forged-{chat}"}
 
 
-def test_start_greets_with_the_welcome(tg: Stack, fake: FakeTelegram) -> None:
+@pytest.mark.parametrize("command, fact_id", [("/start", "welcome"), ("/help", "help")])
+def test_start_greets_and_help_explains(tg: Stack, fake: FakeTelegram, command: str, fact_id: str) -> None:
     chat = new_chat()
-    deliver(tg, text_update(chat, "/start"))
-    welcome = fact(tg, "welcome")
-    assert wait_for_texts(fake, chat, 1) == [welcome.text]
-    assert fake.calls("sendMessage", chat)[0].params["reply_markup"] == keyboard(welcome)
-
-
-def test_help_explains(tg: Stack, fake: FakeTelegram) -> None:
-    chat = new_chat()
-    deliver(tg, text_update(chat, "/help"))
-    help_fact = fact(tg, "help")
-    assert wait_for_texts(fake, chat, 1) == [help_fact.text]
-    assert fake.calls("sendMessage", chat)[0].params["reply_markup"] == keyboard(help_fact)
+    deliver(tg, text_update(chat, command))
+    expected = fact(tg, fact_id)
+    assert wait_for_texts(fake, chat, 1) == [expected.text]
+    assert fake.calls("sendMessage", chat)[0].params["reply_markup"] == keyboard(expected)
 
 
 NON_TEXT = {
