@@ -39,6 +39,11 @@ class ConfigError(ValueError):
     """A variable that would make Rasa fail at start-up, caught before it starts."""
 
 
+def variable(env: Mapping[str, str], name: str) -> str:
+    """A variable's value without surrounding blanks; unset and blank both read as ''."""
+    return (env.get(name) or "").strip()
+
+
 def data_dir(env: Mapping[str, str]) -> Path:
     """DATA_DIR, relative to the project when not absolute (Rasa runs from the project root)."""
     path = Path(env.get("DATA_DIR") or DEFAULT_DATA_DIR)
@@ -54,7 +59,7 @@ def tracker_store_url(env: Mapping[str, str]) -> str:
 
     Shared with scripts/retention.py so the purge always cleans the store Rasa writes to.
     """
-    url = (env.get("TRACKER_STORE_URL") or "").strip()
+    url = variable(env, "TRACKER_STORE_URL")
     if not url:
         return f"sqlite:///{sqlite_path(env)}"
     scheme = urlsplit(url).scheme
@@ -76,7 +81,7 @@ def check_lock_store_url(url: str) -> None:
 
 
 def action_server_url(env: Mapping[str, str]) -> str:
-    url = (env.get("ACTION_SERVER_URL") or "").strip()
+    url = variable(env, "ACTION_SERVER_URL")
     if url:
         if urlsplit(url).scheme not in ("http", "https"):
             raise ConfigError("ACTION_SERVER_URL: expected http(s)://host:port/webhook")
@@ -86,7 +91,7 @@ def action_server_url(env: Mapping[str, str]) -> str:
 
 def tracker_cache_lines(env: Mapping[str, str]) -> List[str]:
     """TRACKER_CACHE_SIZE: conversations kept in memory between messages (0 turns the cache off)."""
-    value = (env.get("TRACKER_CACHE_SIZE") or "").strip()
+    value = variable(env, "TRACKER_CACHE_SIZE")
     if not value:
         return []
     if not value.isdigit():
@@ -101,7 +106,7 @@ def endpoints_sections(env: Mapping[str, str], tracker_store_type: str = TRACKER
     sections: Dict[str, List[str]] = {
         "action_endpoint": [f'  url: "{action_server_url(env)}"', "  enable_selective_domain: true"],
     }
-    if (env.get("TRACKER_STORE_URL") or "").strip():
+    if variable(env, "TRACKER_STORE_URL"):
         tracker_store_url(env)  # validate; the file keeps only the reference
         sections["tracker_store"] = [f"  type: {tracker_store_type}", "  url: ${TRACKER_STORE_URL}"]
     else:
@@ -109,7 +114,7 @@ def endpoints_sections(env: Mapping[str, str], tracker_store_type: str = TRACKER
                                      f'  db: "{sqlite_path(env)}"']
     if tracker_store_type == TRACKER_STORE_CLASS:
         sections["tracker_store"] += tracker_cache_lines(env)
-    lock_url = (env.get("LOCK_STORE_URL") or "").strip()
+    lock_url = variable(env, "LOCK_STORE_URL")
     if lock_url:
         check_lock_store_url(lock_url)
         sections["lock_store"] = [f"  type: {LOCK_STORE_CLASS}", "  url: ${LOCK_STORE_URL}"]
@@ -126,7 +131,7 @@ def render(sections: Mapping[str, List[str]], only: Optional[List[str]] = None) 
 
 def prepare_data_dir(env: Mapping[str, str]) -> None:
     """SQLite creates the file, not its folder; without it Rasa silently keeps conversations in memory."""
-    if not (env.get("TRACKER_STORE_URL") or "").strip():
+    if not variable(env, "TRACKER_STORE_URL"):
         data_dir(env).mkdir(parents=True, exist_ok=True)
 
 
