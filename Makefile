@@ -1,39 +1,41 @@
 # The two commands a new user needs: `make run` and `make test`.
 BIN := .venv/bin
+PY_DIRS := clinic actions channels rasa_extensions ops devtools tests
+export RASA_TELEMETRY_ENABLED ?= false
 
 .PHONY: run test install train lint shell check-facts nlu-compare bench purge clean
 
 run: install          ## Start the assistant (venv, pinned deps, training when needed, all processes)
-	@scripts/run.sh
+	@ops/run.sh
 
 test: install         ## Every check: lint, unit tests, data validation, training, story tests, end-to-end
-	@scripts/system_deps.sh
-	@scripts/test.sh
+	@devtools/system_deps.sh
+	@devtools/test.sh
 
 install:              ## Create .venv with Python 3.10 and the pinned dependencies
-	@scripts/bootstrap.sh
+	@ops/bootstrap.sh
 
 train: install        ## Train the model if the training data changed
 	$(BIN)/rasa train
 
 lint: install
-	$(BIN)/ruff check actions channels scripts tests
+	$(BIN)/ruff check $(PY_DIRS)
 
 check-facts: install  ## Validate the fact store and clinic settings after editing them
-	$(BIN)/python -m actions.check_facts
+	$(BIN)/python -m clinic.check_facts
 
 shell: install        ## Chat in the terminal with the running assistant (make run first)
-	$(BIN)/python -m scripts.endpoints --out var/run/shell-endpoints.yml
-	$(BIN)/rasa shell --endpoints var/run/shell-endpoints.yml --port 5006
+	$(BIN)/python -m ops.endpoints --out var/run/shell-endpoints.yml
+	$(BIN)/python -m rasa_extensions.launcher shell --endpoints var/run/shell-endpoints.yml --port 5006
 
 purge: install        ## Delete stored conversations idle for more than RETENTION_DAYS (default 30)
-	$(BIN)/python -m scripts.retention
+	$(BIN)/python -m ops.retention
 
 nlu-compare: install  ## Compare NLU pipelines on the held-out test set (writes docs/nlu-pipelines.md)
-	$(BIN)/python scripts/compare_pipelines.py
+	$(BIN)/python -m devtools.compare_pipelines
 
 bench: install        ## Benchmark config.yml against stock `rasa init` Rasa (writes docs/benchmarks.md; 10–16 min on 2 cores)
-	$(BIN)/python -m scripts.bench
+	$(BIN)/python -m devtools.bench
 
 .PHONY: test-widget
 test-widget: install  ## The website widget in a real browser (Chromium) against the real servers

@@ -1,1 +1,1 @@
-"""The custom action server: one generic action answering from the curated fact store."""
+"""The action server: a thin Rasa SDK adapter around the product core (clinic/)."""

@@ -13,8 +13,8 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.fact_store import default_store
-from actions.replies import Turn, decide, ranking_from
+from clinic.fact_store import default_store
+from clinic.replies import Turn, decide, ranking_from
 
 logger = logging.getLogger(__name__)
 

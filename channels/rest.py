@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from typing import Any, Awaitable, Callable, Dict, Tuple
 
 from rasa.core.channels.channel import CollectingOutputChannel, InputChannel, UserMessage
@@ -18,27 +17,24 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
-from channels.store_text import apology_text, fact_text, is_blank
+from clinic.channel_texts import apology_text, fact_text, is_blank
+from clinic.settings import current as current_settings
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_MAX_MESSAGE_CHARS = 1000
 MAX_SENDER_CHARS = 128
 
 
 def max_message_chars() -> int:
-    """MAX_MESSAGE_CHARS lets a clinic change the limit; the widget reads the same value."""
-    try:
-        return max(1, int(os.environ.get("MAX_MESSAGE_CHARS", DEFAULT_MAX_MESSAGE_CHARS)))
-    except ValueError:
-        return DEFAULT_MAX_MESSAGE_CHARS
+    """MAX_MESSAGE_CHARS lets a clinic change the limit; the widget and Telegram read the same value."""
+    return current_settings().max_message_chars
 
 
 def error(status: int, message: str, **extra: Any) -> HTTPResponse:
     return response.json({"error": message, **extra}, status=status)
 
 
-def parse_request(body: bytes) -> Tuple[Dict[str, Any] | None, HTTPResponse | None]:
+def parse_request(body: bytes, limit: int) -> Tuple[Dict[str, Any] | None, HTTPResponse | None]:
     """The validated {sender, message, metadata}, or the 4xx response to send instead."""
     try:
         data = json.loads(body or b"")
@@ -54,7 +50,6 @@ def parse_request(body: bytes) -> Tuple[Dict[str, Any] | None, HTTPResponse | No
     message = data.get("message")
     if not isinstance(message, str):
         return None, error(400, "'message' is required and must be text.")
-    limit = max_message_chars()
     if len(message) > limit:
         return None, error(413, f"The message is too long: please keep it under {limit} characters.",
                            max_chars=limit)
@@ -80,7 +75,7 @@ class ClinicRestInput(InputChannel):
 
         @webhook.route("/webhook", methods=["POST"])
         async def receive(request: Request) -> HTTPResponse:
-            parsed, problem = parse_request(request.body)
+            parsed, problem = parse_request(request.body, max_message_chars())
             if problem is not None:
                 return problem
             if is_blank(parsed["message"]):

@@ -29,8 +29,8 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
-from actions.fact_store import default_store
 from channels.rest import max_message_chars
+from clinic.fact_store import default_store
 
 logger = logging.getLogger(__name__)
 

@@ -7,8 +7,8 @@ from typing import Iterator
 
 import pytest
 
-from actions.fact_store import DEFAULT_FACTS_DIR, DEFAULT_SETTINGS, FactStore, Snapshot, domain_intents
-from tests.servers import Stack, private_fact_store
+from clinic.fact_store import DEFAULT_FACTS_DIR, DEFAULT_SETTINGS, FactStore, Snapshot, domain_intents
+from devtools.harness.servers import Stack, private_fact_store
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,7 @@
-"""Rasa's action-reply validation, built once, accepts and rejects exactly what Rasa's own does."""
+"""Our action-reply validator, built once, accepts and rejects exactly what Rasa's own does.
+
+That Rasa uses it once installed is tested in test_rasa_contracts.py.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +9,7 @@ import jsonschema
 import pytest
 from rasa.core.actions.action import RemoteAction
 
-import channels  # noqa: F401  (applies the validator)
-from channels.action_validation import _validate_action_result
+from rasa_extensions.action_validation import _validate_action_result
 
 GOOD = {"events": [{"event": "slot", "name": "last_topic", "value": "downtime", "timestamp": None}],
         "responses": [{"text": "hello", "buttons": []}]}
@@ -18,13 +20,9 @@ BAD = [
 ]
 
 
-def test_rasa_uses_the_built_once_validator() -> None:
-    assert RemoteAction._validate_action_result is _validate_action_result
-
-
 def test_a_valid_reply_passes_as_with_jsonschema() -> None:
     jsonschema.validate(GOOD, RemoteAction.action_response_format_spec())
-    assert RemoteAction("action_answer", None)._validate_action_result(GOOD) is True
+    assert _validate_action_result(RemoteAction("action_answer", None), GOOD) is True
 
 
 @pytest.mark.parametrize("reply", BAD)
@@ -32,6 +30,6 @@ def test_an_invalid_reply_raises_the_same_error_as_jsonschema(reply: dict) -> No
     with pytest.raises(jsonschema.ValidationError) as expected:
         jsonschema.validate(reply, RemoteAction.action_response_format_spec())
     with pytest.raises(jsonschema.ValidationError) as ours:
-        RemoteAction("action_answer", None)._validate_action_result(reply)
+        _validate_action_result(RemoteAction("action_answer", None), reply)
     assert ours.value.message.startswith(expected.value.message)
     assert "Failed to validate Action server response" in ours.value.message

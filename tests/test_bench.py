@@ -1,4 +1,4 @@
-"""Smoke test of `make bench` (scripts/bench.py): its measuring functions, with tiny counts.
+"""Smoke test of `make bench` (devtools/bench/): its measuring functions, with tiny counts.
 
 Runs against the session's running stack, so a broken bench shows up in `make test`
 without the 15 minutes of the real benchmark. The in-process NLU measurement is left
@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from scripts import bench
-from tests.servers import Stack
+from devtools.bench import legacy as bench
+from devtools.harness.servers import Stack
 
 
 def test_percentile_is_nearest_rank() -> None:

@@ -1,12 +1,12 @@
 """Conversations that survive: restarts, several Rasa instances, a slow action server, broken facts.
 
-Real processes only: Rasa and action servers (tests/servers.py), PostgreSQL
-and Redis (tests/datastores.py). Two set-ups are started once per module:
+Real processes only: Rasa and action servers (devtools/harness/servers.py), PostgreSQL
+and Redis (devtools/harness/datastores.py). Two set-ups are started once per module:
 - embedded: the `make run` default, conversations in SQLite under DATA_DIR;
 - cluster: two Rasa instances, each with its own action server, sharing one
   PostgreSQL (TRACKER_STORE_URL) and one Redis lock store (LOCK_STORE_URL),
   as behind a load balancer. The test client plays the load balancer.
-Endpoints come from scripts/endpoints.py, as in `make run`.
+Endpoints come from ops/endpoints.py, as in `make run`.
 """
 
 from __future__ import annotations
@@ -29,15 +29,15 @@ import requests
 import sqlalchemy as sa
 import yaml
 
-from actions.fact_store import Snapshot
-from scripts import endpoints
-from tests.datastores import Postgres, Redis
-from tests.servers import PROJECT, Stack, fact_of, private_fact_store, served_snapshot, stop
+from clinic.fact_store import Snapshot
+from devtools.harness.datastores import Postgres, Redis
+from devtools.harness.servers import PROJECT, Stack, fact_of, private_fact_store, served_snapshot, stop
+from ops import endpoints
 
 pytestmark = pytest.mark.servers
 
 SLOW_ACTION_TIMEOUT_S = 3  # the embedded stack's, so the slow-action test is quick
-CLUSTER_ACTION_TIMEOUT_S = 10  # the production default (channels/action_timeout.py)
+CLUSTER_ACTION_TIMEOUT_S = 10  # the production default (rasa_extensions/action_timeout.py)
 QUESTIONS = [  # each one classified with high confidence, so the answers do not hinge on a retrain
     "do u numb it",
     "how many sessions will I need",
@@ -86,7 +86,7 @@ def stop_all(stacks: List[Stack]) -> None:
 
 
 def make_stack(workdir: Path, store_env: Dict[str, str], facts_env: Dict[str, str], action_timeout_s: float) -> Stack:
-    """A Stack whose tracker and lock stores are what scripts/endpoints.py writes for `store_env`."""
+    """A Stack whose tracker and lock stores are what ops/endpoints.py writes for `store_env`."""
     sections = endpoints.endpoints_sections(store_env)
     endpoints.prepare_data_dir(store_env)
     extra = endpoints.render(sections, only=["tracker_store", "lock_store"])
@@ -389,7 +389,7 @@ def test_the_lock_store_never_issues_a_ticket_twice(cluster: Cluster) -> None:
     """Eight instances' lock stores race on one conversation; every ticket is unique and kept."""
     from rasa.utils.endpoints import EndpointConfig
 
-    from channels.lock_store import AtomicRedisLockStore
+    from rasa_extensions.lock_store import AtomicRedisLockStore
 
     stores = [AtomicRedisLockStore(url=cluster.redis.url) for _ in range(7)]
     # The Helm chart's shape: host in `url`, the rest as separate keys.

@@ -11,7 +11,7 @@ import pytest
 import requests
 import yaml
 
-from tests.servers import Stack, fact_of, served_snapshot
+from devtools.harness.servers import Stack, fact_of, served_snapshot
 
 pytestmark = pytest.mark.servers
 
@@ -147,7 +147,7 @@ def test_action_server_down_gets_an_apology_with_the_phone_then_recovers(stack: 
     snapshot = served_snapshot(stack.workdir)
     sender = new_sender()
     stack.say(sender, "hello")
-    from tests.servers import stop
+    from devtools.harness.servers import stop
 
     stop(stack.actions)
     try:

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from actions.fact_store import SYSTEM_FACTS, FactStore, Snapshot, load_snapshot
-from actions.facts_schema import FactStoreError
-from actions.replies import is_topic_intent
+from clinic.fact_store import SYSTEM_FACTS, FactStore, Snapshot, load_snapshot
+from clinic.facts_schema import FactStoreError
+from clinic.replies import is_topic_intent
 
 MONEY = re.compile(r"[$£€]\s?\d|\d+\s?(dollars|usd|pounds|euros)", re.IGNORECASE)
 
@@ -182,7 +182,7 @@ def test_edits_are_served_and_broken_edits_keep_the_last_good_version(
     _touch_later(path)
     assert store.current().facts["downtime"].text == "Redness usually settles within two days."
 
-    with caplog.at_level(logging.ERROR, logger="actions.fact_store"):
+    with caplog.at_level(logging.ERROR, logger="clinic.fact_store"):
         path = _edit_fact(store_dir, "downtime", status="maybe")
         _touch_later(path)
         served = store.current()

@@ -11,8 +11,8 @@ from typing import Dict, List, Tuple
 import pytest
 from sklearn.metrics import f1_score
 
-from actions.replies import Turn, decide, ranking_from
-from tests.servers import latest_model
+from clinic.replies import Turn, decide, ranking_from
+from devtools.harness.servers import latest_model
 
 pytestmark = pytest.mark.model
 

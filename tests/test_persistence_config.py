@@ -1,4 +1,4 @@
-"""Where conversations are kept, configured from the environment; the retention purge; the action timeout.
+"""Where conversations are kept, configured from the environment; the retention purge; the settings.
 
 No servers: the generated endpoints file is read back with Rasa's own reader,
 and the purge runs on a SQLite file with Rasa's own `events` table.
@@ -17,16 +17,16 @@ from rasa.core.tracker_store import SQLTrackerStore, create_tracker_store
 from rasa.core.utils import AvailableEndpoints
 from rasa.shared.core.domain import Domain
 
-from channels import action_timeout
-from channels.tracker_store import DEFAULT_CACHE_SIZE, CachedSQLTrackerStore
-from scripts import endpoints, retention
-from tests.servers import PROJECT
+from clinic.settings import ConfigError, Settings
+from devtools.harness.servers import PROJECT
+from ops import endpoints, retention
+from rasa_extensions.tracker_store import DEFAULT_CACHE_SIZE, CachedSQLTrackerStore
 
 DAY = 86400.0
 
 
 def generate(tmp_path: Path, env: dict) -> Path:
-    return endpoints.write(env, tmp_path / "endpoints.yml")
+    return endpoints.write(Settings.from_env(env), tmp_path / "endpoints.yml")
 
 
 def test_the_generated_default_is_the_documented_endpoints_file(tmp_path: Path) -> None:
@@ -73,8 +73,8 @@ def test_rasa_builds_our_cached_store_from_the_generated_file(tmp_path: Path, en
 
 
 def test_actions_port_moves_the_default_action_server() -> None:
-    sections = endpoints.endpoints_sections({"ACTIONS_PORT": "6055"})
-    assert sections["action_endpoint"] == ['  url: "http://localhost:6055/webhook"', "  enable_selective_domain: true"]
+    sections = endpoints.endpoints_sections(Settings.from_env({"ACTIONS_PORT": "6055"}))
+    assert sections["action_endpoint"] == {"url": "http://localhost:6055/webhook", "enable_selective_domain": True}
 
 
 @pytest.mark.parametrize("env, variable", [
@@ -85,10 +85,20 @@ def test_actions_port_moves_the_default_action_server() -> None:
     ({"ACTION_SERVER_URL": "actions:5055"}, "ACTION_SERVER_URL"),
     ({"TRACKER_CACHE_SIZE": "lots"}, "TRACKER_CACHE_SIZE"),
     ({"TRACKER_CACHE_SIZE": "-1"}, "TRACKER_CACHE_SIZE"),
+    ({"RETENTION_DAYS": "0"}, "RETENTION_DAYS"),
+    ({"RETENTION_DAYS": "-3"}, "RETENTION_DAYS"),
+    ({"RETENTION_DAYS": "thirty"}, "RETENTION_DAYS"),
+    ({"RETENTION_EVERY_HOURS": "daily"}, "RETENTION_EVERY_HOURS"),
+    ({"ACTION_TIMEOUT_S": "soon"}, "ACTION_TIMEOUT_S"),
+    ({"ACTION_TIMEOUT_S": "0"}, "ACTION_TIMEOUT_S"),
+    ({"ACTION_TIMEOUT_S": "90"}, "TICKET_LOCK_LIFETIME"),
+    ({"MAX_MESSAGE_CHARS": "0"}, "MAX_MESSAGE_CHARS"),
+    ({"RASA_PORT": "70000"}, "RASA_PORT"),
+    ({"TELEGRAM_TOKN": "1:a"}, "TELEGRAM_TOKN"),
 ])
-def test_a_wrong_url_is_refused_before_rasa_starts(env: dict, variable: str) -> None:
-    with pytest.raises(endpoints.ConfigError, match=variable):
-        endpoints.endpoints_sections(env)
+def test_a_wrong_variable_is_refused_before_anything_starts(env: dict, variable: str) -> None:
+    with pytest.raises(ConfigError, match=variable):
+        Settings.from_env(env)
 
 
 def test_the_command_reports_a_wrong_url_without_a_traceback(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
@@ -145,7 +155,7 @@ def test_dry_run_counts_and_deletes_nothing(tmp_path: Path) -> None:
 
 
 def test_purge_before_anything_is_stored_creates_nothing(tmp_path: Path) -> None:
-    result = retention.run_once({"DATA_DIR": str(tmp_path / "data")})
+    result = retention.run_once(Settings.from_env({"DATA_DIR": str(tmp_path / "data")}))
     assert result.conversations == 0 and not (tmp_path / "data" / "conversations.db").exists()
     empty = f"sqlite:///{tmp_path / 'empty.db'}"
     sa.create_engine(empty).connect().close()  # a database without Rasa's table
@@ -156,36 +166,44 @@ def test_purge_uses_the_store_rasa_uses_and_retention_days(tmp_path: Path) -> No
     data = tmp_path / "data"
     data.mkdir()
     sqlite_store(data, {"a": [10], "b": [3]})
-    result = retention.run_once({"DATA_DIR": str(data), "RETENTION_DAYS": "7"})
+    result = retention.run_once(Settings.from_env({"DATA_DIR": str(data), "RETENTION_DAYS": "7"}))
     assert result.conversations == 1
     assert stored(f"sqlite:///{data / 'conversations.db'}") == {"b": 1}
 
 
-@pytest.mark.parametrize("value", ["0", "-3", "thirty"])
-def test_a_wrong_retention_period_is_refused(value: str) -> None:
-    with pytest.raises(endpoints.ConfigError, match="RETENTION_DAYS"):
-        retention.retention_days({"RETENTION_DAYS": value})
+# --- settings ------------------------------------------------------------------------------------
+
+def test_the_readme_configuration_table_is_generated_from_the_settings() -> None:
+    from clinic.settings import markdown_table
+
+    readme = (PROJECT / "README.md").read_text()
+    begin, end = "<!-- settings:begin -->\n", "<!-- settings:end -->"
+    assert begin in readme and end in readme, "the README's configuration table has lost its markers"
+    table = readme.split(begin, 1)[1].split(end, 1)[0]
+    assert table == markdown_table(), "README table out of date: python -m clinic.settings --markdown"
 
 
-# --- action timeout --------------------------------------------------------------------------------
+def test_every_variable_read_in_the_code_is_a_setting() -> None:
+    """No module reads the environment on its own: every name goes through clinic/settings.py."""
+    import re
 
-def test_the_action_timeout_is_bounded_and_configurable() -> None:
-    import rasa.core.actions.action as rasa_action
+    from clinic.settings import NAMES
 
-    try:
-        assert action_timeout.apply({}) == action_timeout.DEFAULT_ACTION_TIMEOUT_S
-        assert rasa_action.DEFAULT_REQUEST_TIMEOUT == action_timeout.DEFAULT_ACTION_TIMEOUT_S
-        assert action_timeout.apply({"ACTION_TIMEOUT_S": "2.5"}) == 2.5 == rasa_action.DEFAULT_REQUEST_TIMEOUT
-        assert action_timeout.action_timeout_s({"ACTION_TIMEOUT_S": "soon"}) == action_timeout.DEFAULT_ACTION_TIMEOUT_S
-        assert action_timeout.action_timeout_s({"ACTION_TIMEOUT_S": "0"}) == action_timeout.DEFAULT_ACTION_TIMEOUT_S
-    finally:
-        action_timeout.apply()
+    pattern = re.compile(r"(?:environ(?:\.get)?\(|environ\[|getenv\()\s*[\"']([A-Z_]+)[\"']")
+    offenders = []
+    for folder in ("clinic", "actions", "channels", "rasa_extensions", "ops"):
+        for path in (PROJECT / folder).rglob("*.py"):
+            for name in pattern.findall(path.read_text()):
+                if name not in NAMES and name != "RASA_TELEMETRY_ENABLED":
+                    offenders.append(f"{path.relative_to(PROJECT)}: {name}")
+            if path.name != "settings.py" and "os.environ.get(" in path.read_text():
+                offenders.append(f"{path.relative_to(PROJECT)} reads os.environ itself")
+    assert offenders == []
 
 
-def test_the_timeout_is_in_place_once_rasa_loads_our_channels() -> None:
-    import rasa.core.actions.action as rasa_action
+def test_the_shell_sees_validated_values() -> None:
+    from clinic.settings import shell_exports
 
-    import channels.rest  # noqa: F401 - what Rasa imports from credentials.yml
-
-    assert rasa_action.DEFAULT_REQUEST_TIMEOUT == action_timeout.action_timeout_s()
-    assert rasa_action.DEFAULT_REQUEST_TIMEOUT < 60  # Rasa's own is 300 s, beyond the lock's lifetime
+    text = shell_exports(Settings.from_env({"RASA_PORT": "6005", "ALLOWED_ORIGINS": "https://a.example, https://b"}))
+    assert "export RASA_PORT=6005\n" in text
+    assert "export ALLOWED_ORIGINS='https://a.example https://b'\n" in text

@@ -6,8 +6,8 @@ from typing import Optional, Sequence, Tuple
 
 import pytest
 
-from actions.fact_store import Snapshot
-from actions.replies import Reply, Turn, decide, payload_for
+from clinic.fact_store import Snapshot
+from clinic.replies import Reply, Turn, decide, payload_for
 
 
 def turn(text: str, intent: Optional[str], confidence: float = 0.9,

@@ -6,7 +6,10 @@ import json
 
 import pytest
 
-from channels.rest import DEFAULT_MAX_MESSAGE_CHARS, parse_request
+from channels.rest import parse_request
+from clinic.settings import Settings
+
+DEFAULT_MAX_MESSAGE_CHARS = Settings.from_env({}).max_message_chars
 
 
 @pytest.mark.parametrize("body, status", [
@@ -24,7 +27,7 @@ from channels.rest import DEFAULT_MAX_MESSAGE_CHARS, parse_request
     (json.dumps({"sender": "a", "message": "x" * (DEFAULT_MAX_MESSAGE_CHARS + 1)}).encode(), 413),
 ])
 def test_bad_requests_get_a_4xx_with_a_reason(body: bytes, status: int) -> None:
-    parsed, problem = parse_request(body)
+    parsed, problem = parse_request(body, DEFAULT_MAX_MESSAGE_CHARS)
     assert parsed is None
     assert problem.status == status
     assert json.loads(problem.body)["error"]
@@ -38,12 +41,13 @@ def test_bad_requests_get_a_4xx_with_a_reason(body: bytes, status: int) -> None:
     ("a", "<script>alert(1)</script>"),
 ])
 def test_good_requests_pass_through_unchanged(sender, message: str) -> None:
-    parsed, problem = parse_request(json.dumps({"sender": sender, "message": message}).encode())
+    parsed, problem = parse_request(json.dumps({"sender": sender, "message": message}).encode(),
+                                    DEFAULT_MAX_MESSAGE_CHARS)
     assert problem is None
     assert parsed["sender"] == str(sender) and parsed["message"] == message
 
 
-def test_the_limit_is_configurable(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("MAX_MESSAGE_CHARS", "10")
-    _, problem = parse_request(json.dumps({"sender": "a", "message": "x" * 11}).encode())
+def test_the_limit_is_configurable() -> None:
+    limit = Settings.from_env({"MAX_MESSAGE_CHARS": "10"}).max_message_chars
+    _, problem = parse_request(json.dumps({"sender": "a", "message": "x" * 11}).encode(), limit)
     assert problem.status == 413 and json.loads(problem.body)["max_chars"] == 10

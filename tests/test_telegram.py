@@ -21,9 +21,9 @@ import pytest
 import requests
 import yaml
 
-from actions.replies import Message, render_fact
-from tests.fake_telegram import FakeTelegram
-from tests.servers import PROJECT, Stack, private_fact_store, served_snapshot, stop
+from clinic.replies import Message, render_fact
+from devtools.harness.fake_telegram import FakeTelegram
+from devtools.harness.servers import PROJECT, Stack, private_fact_store, served_snapshot, stop
 
 pytestmark = pytest.mark.servers
 

@@ -8,12 +8,17 @@ from typing import Iterator
 
 import pytest
 
-from channels.telegram_api import BotApi, TelegramApiError
-from channels.telegram_setup import ALLOWED_UPDATES, TelegramConfig, derived_secret, register_webhook, webhook_url
-from tests.fake_telegram import FakeTelegram
-from tests.servers import free_port
+from channels.telegram.api import BotApi, TelegramApiError
+from channels.telegram.setup import ALLOWED_UPDATES, TelegramConfig, derived_secret, register_webhook, webhook_url
+from clinic.settings import Settings
+from devtools.harness.fake_telegram import FakeTelegram
+from devtools.harness.servers import free_port
 
 TOKEN = "7000001:unit-test-token"
+
+
+def from_env(env: dict) -> TelegramConfig | None:
+    return TelegramConfig.from_settings(Settings.from_env(env))
 
 
 @pytest.fixture(scope="module")
@@ -111,7 +116,7 @@ async def test_timeouts_and_refused_connections_end_in_bounded_time(fake: FakeTe
 
 @pytest.mark.asyncio
 async def test_registration_sets_the_webhook_with_the_secret(fake: FakeTelegram) -> None:
-    config = TelegramConfig.from_environment({
+    config = from_env({
         "TELEGRAM_TOKEN": TOKEN, "TELEGRAM_API_BASE": fake.url, "TELEGRAM_SECRET_TOKEN": "s3cret_-X",
         "TELEGRAM_WEBHOOK_URL": "https://chat.example.com"})
     api = api_for(fake)
@@ -126,10 +131,10 @@ async def test_registration_sets_the_webhook_with_the_secret(fake: FakeTelegram)
 @pytest.mark.asyncio
 async def test_a_wrong_token_is_logged_clearly_and_nothing_is_registered(
         fake: FakeTelegram, caplog: pytest.LogCaptureFixture) -> None:
-    config = TelegramConfig.from_environment({"TELEGRAM_TOKEN": "123:wrong", "TELEGRAM_API_BASE": fake.url,
+    config = from_env({"TELEGRAM_TOKEN": "123:wrong", "TELEGRAM_API_BASE": fake.url,
                                               "TELEGRAM_WEBHOOK_URL": "https://chat.example.com"})
     api = api_for(fake, token="123:wrong")
-    with caplog.at_level(logging.ERROR, logger="channels.telegram_setup"):
+    with caplog.at_level(logging.ERROR, logger="channels.telegram.setup"):
         assert await register_webhook(api, config) is None
     await api.close()
     assert "rejected TELEGRAM_TOKEN (401 Unauthorized)" in caplog.text
@@ -138,10 +143,10 @@ async def test_a_wrong_token_is_logged_clearly_and_nothing_is_registered(
 
 
 def test_configuration_from_the_environment() -> None:
-    assert TelegramConfig.from_environment({}) is None
-    assert TelegramConfig.from_environment({"TELEGRAM_TOKEN": "  "}) is None
-    assert TelegramConfig.from_environment({"TELEGRAM_TOKEN": "1:a", "TELEGRAM_SECRET_TOKEN": "no spaces!"}) is None
-    config = TelegramConfig.from_environment({"TELEGRAM_TOKEN": "42:abc", "TELEGRAM_BOT_USERNAME": "@ClinicBot"})
+    assert from_env({}) is None
+    assert from_env({"TELEGRAM_TOKEN": "  "}) is None
+    assert from_env({"TELEGRAM_TOKEN": "1:a", "TELEGRAM_SECRET_TOKEN": "no spaces!"}) is None
+    config = from_env({"TELEGRAM_TOKEN": "42:abc", "TELEGRAM_BOT_USERNAME": "@ClinicBot"})
     assert config.secret == derived_secret("42:abc") and config.secret != derived_secret("43:abc")
     assert config.bot_username == "ClinicBot" and config.bot_id == 42
     assert config.api_base == "https://api.telegram.org"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from channels.telegram_format import (
+from channels.telegram.format import (
     MAX_MESSAGE_UTF16,
     inline_keyboard,
     send_message_params,
@@ -82,8 +82,8 @@ def test_unusable_buttons_are_left_out(buttons) -> None:
 
 
 def test_every_button_payload_the_store_makes_fits_callback_data_and_is_accepted_back(snapshot) -> None:
-    from actions.replies import payload_for
-    from channels.telegram_updates import is_our_payload
+    from channels.telegram.updates import is_our_payload
+    from clinic.replies import payload_for
 
     for fact in snapshot.facts.values():
         if fact.intents:

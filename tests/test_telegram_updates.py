@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from channels.telegram_updates import Incoming, is_our_payload, read_update, strip_mention
+from channels.telegram.updates import Incoming, is_our_payload, read_update, strip_mention
 
 BOT = "DemoClinicBot"
 BOT_ID = 7000001

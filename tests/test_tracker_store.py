@@ -19,10 +19,10 @@ from rasa.shared.core.events import ActionExecuted, BotUttered, Event, SessionSt
 from rasa.shared.core.trackers import EventVerbosity
 from rasa.shared.utils.common import all_subclasses
 
-from channels import event_types
-from channels.tracker_store import CachedSQLTrackerStore
-from scripts import retention
-from tests.servers import PROJECT
+from devtools.harness.servers import PROJECT
+from ops import retention
+from rasa_extensions import event_types
+from rasa_extensions.tracker_store import CachedSQLTrackerStore
 
 DOMAIN = Domain.load(str(PROJECT / "domain.yml"))
 
@@ -174,12 +174,12 @@ def test_an_unknown_conversation_is_none_as_with_rasas_store(tmp_path: Path) -> 
     assert asyncio.run(state(s["ours"], "nobody")) is None
 
 
-# --- event classes by type name (channels/event_types.py) -----------------------------------------
+# --- event classes by type name (rasa_extensions/event_types.py) -----------------------------------------
 
 def rasas_resolve_by_type() -> Any:
-    event_types.apply()  # idempotent; keeps Rasa's own method for what the table does not hold
-    assert event_types._rasas is not None
-    return event_types._rasas
+    """Rasa's own method: nothing in the test process installs the extensions (test_rasa_contracts checks)."""
+    assert event_types._rasas is None
+    return Event.resolve_by_type
 
 
 @pytest.mark.parametrize("type_name", sorted({cls.type_name for cls in all_subclasses(Event)}))
@@ -195,7 +195,9 @@ def test_names_outside_the_table_behave_as_in_rasa() -> None:
         event_types.resolve_by_type("no_such_event")
 
 
-def test_rasa_deserialises_events_through_the_table() -> None:
-    rasas_resolve_by_type()
+def test_rasa_deserialises_events_through_the_table_once_installed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(event_types, "_rasas", None)
+    monkeypatch.setattr(Event, "resolve_by_type", Event.__dict__["resolve_by_type"])  # restored after the test
+    event_types.apply()
     assert Event.resolve_by_type is event_types.resolve_by_type
     assert isinstance(Event.from_parameters({"event": "session_started"}), SessionStarted)

@@ -7,7 +7,7 @@ import re
 from sanic import Sanic
 
 from channels.web import ASSETS, DEMO_CSP, DEMO_PAGE, WebChatChannel, fill_placeholders
-from tests.servers import PROJECT
+from devtools.harness.servers import PROJECT
 
 
 def test_placeholders_are_filled_and_escaped() -> None:

@@ -20,9 +20,9 @@ import pytest
 import requests
 from playwright.sync_api import Browser, BrowserContext, Page, Route, expect, sync_playwright
 
-from actions.fact_store import Snapshot
-from actions.replies import render_fact
-from tests.servers import PROJECT, Stack, free_port, private_fact_store, served_snapshot, stop
+from clinic.fact_store import Snapshot
+from clinic.replies import render_fact
+from devtools.harness.servers import PROJECT, Stack, free_port, private_fact_store, served_snapshot, stop
 
 pytestmark = pytest.mark.servers
 
@@ -41,7 +41,7 @@ ANSWER_TIMEOUT_MS = 30_000
 
 @dataclass
 class AllowlistStack(Stack):
-    """The test Stack, but with `--cors <origins>` as scripts/run.sh passes it, instead of "*"."""
+    """The test Stack, but with `--cors <origins>` as ops/run.sh passes it, instead of "*"."""
 
     origins: List[str] = field(default_factory=list)
 

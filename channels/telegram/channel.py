@@ -1,0 +1,302 @@
+"""The Telegram channel: a webhook Telegram posts updates to, and replies sent with the Bot API.
+
+Listed in credentials.yml as `channels.telegram.TelegramChannel: {}` and
+configured by environment variables (channels/telegram/setup.py); without
+TELEGRAM_TOKEN it is off: the webhook answers 404 and nothing is called.
+
+The webhook answers Telegram at once (200 after checking the secret and the
+JSON) and handles the update in the background. Telegram waits for that answer
+before it sends the chat's next update, and re-sends an update it got no
+answer to: answering only after the dialogue and a possibly rate-limited
+sendMessage (a 429 can ask us to wait 30 s) would risk duplicate answers and a
+stalled bot. Updates of one chat are still handled one at a time, in the order
+they came, and update ids already seen are skipped. The price: an update being
+handled when the server is killed is lost (a normal stop waits for them).
+
+Every chat is its own conversation, with sender id "telegram:<chat id>" in the
+same tracker store as the website. When the dialogue produces nothing (action
+server down), the patient gets the 'action_error' apology, as over REST.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+from collections import OrderedDict
+from typing import Any, Awaitable, Callable, Dict, List, Optional, Set
+
+from rasa.core.channels.channel import CollectingOutputChannel, InputChannel, OutputChannel, UserMessage
+from sanic import Blueprint, response
+from sanic.request import Request
+from sanic.response import HTTPResponse
+
+from channels.rest import max_message_chars
+from channels.telegram.api import BotApi, TelegramApiError
+from channels.telegram.format import send_message_params
+from channels.telegram.setup import TelegramConfig, register_webhook
+from channels.telegram.updates import Incoming, is_our_payload, read_update
+from clinic.channel_texts import apology_text, fact_message
+from clinic.settings import current as current_settings
+
+logger = logging.getLogger(__name__)
+
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+SENDER_PREFIX = "telegram:"
+START_PAYLOAD = "/greet"  # /start is a greeting: the dialogue answers it with the welcome (and remembers it)
+MAX_PENDING_UPDATES = 500  # beyond this, answer 503 and let Telegram deliver again later
+REMEMBERED_UPDATE_IDS = 2048
+STOP_GRACE_S = 10.0
+
+
+def sender_id(chat_id: int) -> str:
+    return f"{SENDER_PREFIX}{chat_id}"
+
+
+def chat_id_of(recipient_id: str) -> int | str:
+    """'telegram:123' (our sender ids) or '123' -> 123; Telegram also accepts '@channelname'."""
+    raw = str(recipient_id)
+    raw = raw[len(SENDER_PREFIX):] if raw.startswith(SENDER_PREFIX) else raw
+    try:
+        return int(raw)
+    except ValueError:
+        return raw
+
+
+class TelegramOutput(OutputChannel):
+    """Sends the assistant's messages to one Telegram chat: split to fit, buttons as an inline keyboard."""
+
+    def __init__(self, api: BotApi, reply_to_message_id: Optional[int] = None) -> None:
+        self.api = api
+        self.reply_to_message_id = reply_to_message_id  # in groups, answers quote the question they answer
+
+    @classmethod
+    def name(cls) -> str:
+        return "telegram"
+
+    async def send_text_message(self, recipient_id: str, text: str, **kwargs: Any) -> None:
+        await self._send(recipient_id, text, None)
+
+    async def send_text_with_buttons(self, recipient_id: str, text: str, buttons: List[Dict[str, Any]],
+                                     **kwargs: Any) -> None:
+        await self._send(recipient_id, text, buttons)
+
+    async def send_quick_replies(self, recipient_id: str, text: str, quick_replies: List[Dict[str, Any]],
+                                 **kwargs: Any) -> None:
+        await self._send(recipient_id, text, quick_replies)
+
+    async def send_custom_json(self, recipient_id: str, json_message: Dict[str, Any], **kwargs: Any) -> None:
+        logger.warning("Custom JSON messages are not sent to Telegram (recipient %s)", recipient_id)
+
+    async def _send(self, recipient_id: str, text: str, buttons: Optional[List[Dict[str, Any]]]) -> None:
+        chat_id = chat_id_of(recipient_id)
+        for params in send_message_params(chat_id, text or "", buttons, self.reply_to_message_id):
+            try:
+                await self.api.call("sendMessage", params)
+            except TelegramApiError as exc:
+                # 403: the patient blocked the bot; 400: chat gone. The rest of this reply would fail the same way.
+                logger.error("Could not send a message to Telegram chat %s: %s %s", chat_id, exc.status,
+                             exc.description)
+                return
+
+
+class ChatQueue:
+    """Runs background work for each chat one at a time, in arrival order; chats run in parallel."""
+
+    def __init__(self) -> None:
+        self._last: Dict[Any, asyncio.Task] = {}
+        self._tasks: Set[asyncio.Task] = set()  # strong references: asyncio keeps only weak ones
+
+    @property
+    def pending(self) -> int:
+        return len(self._tasks)
+
+    def submit(self, key: Any, work: Callable[[], Awaitable[None]]) -> None:
+        task = asyncio.create_task(self._run(self._last.get(key), work))
+        self._last[key] = task
+        self._tasks.add(task)
+        task.add_done_callback(lambda done: self._forget(key, done))
+
+    def _forget(self, key: Any, task: asyncio.Task) -> None:
+        self._tasks.discard(task)
+        if self._last.get(key) is task:
+            del self._last[key]
+
+    @staticmethod
+    async def _run(previous: Optional[asyncio.Task], work: Callable[[], Awaitable[None]]) -> None:
+        if previous is not None:
+            await asyncio.wait([previous])
+        try:
+            await work()
+        except Exception:  # one bad update must never stop the chat's next ones
+            logger.exception("Handling a Telegram update failed")
+
+    async def drain(self, timeout: float) -> None:
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=timeout)
+
+
+class RecentUpdates:
+    """The last few thousand update ids, to skip an update Telegram delivers twice."""
+
+    def __init__(self, size: int = REMEMBERED_UPDATE_IDS) -> None:
+        self.size = size
+        self._ids: OrderedDict[int, None] = OrderedDict()
+
+    def seen_before(self, update_id: int) -> bool:
+        if update_id in self._ids:
+            return True
+        self._ids[update_id] = None
+        if len(self._ids) > self.size:
+            self._ids.popitem(last=False)
+        return False
+
+
+def _problem(status: int, message: str) -> HTTPResponse:
+    return response.json({"ok": False, "error": message}, status=status)
+
+
+class TelegramChannel(InputChannel):
+    """POST /webhooks/telegram/webhook <- Telegram updates; replies go out through the Bot API."""
+
+    def __init__(self, config: Optional[TelegramConfig] = None) -> None:
+        self.config = config
+        self.api = BotApi(config.token, config.api_base) if config else None
+        self.username = config.bot_username if config else ""
+        self.bot_id = config.bot_id if config else None
+        self.queue = ChatQueue()
+        self.recent = RecentUpdates()
+        self._background: Set[asyncio.Task] = set()
+
+    @classmethod
+    def name(cls) -> str:
+        return "telegram"
+
+    @classmethod
+    def from_credentials(cls, credentials: Optional[Dict[str, Any]]) -> TelegramChannel:
+        config = TelegramConfig.from_settings(current_settings())
+        if config is None:
+            logger.info("Telegram channel off (set TELEGRAM_TOKEN to turn it on; see docs/telegram.md)")
+        else:
+            logger.info("Telegram channel on; API %s", config.api_base)
+        return cls(config)
+
+    def get_output_channel(self) -> Optional[OutputChannel]:
+        return TelegramOutput(self.api) if self.api else None
+
+    def check_secret(self, header: Optional[str]) -> Optional[HTTPResponse]:
+        """401 without the secret header, 403 with a wrong one; compared in constant time."""
+        assert self.config is not None
+        if not header:
+            return _problem(401, f"missing {SECRET_HEADER}")
+        if not hmac.compare_digest(header.encode("utf-8", "replace"), self.config.secret.encode()):
+            return _problem(403, f"wrong {SECRET_HEADER}")
+        return None
+
+    async def _register(self) -> None:
+        assert self.api is not None and self.config is not None
+        me = await register_webhook(self.api, self.config)
+        if me and me.get("username"):
+            self.username = str(me["username"])
+        if me and isinstance(me.get("id"), int):
+            self.bot_id = me["id"]
+
+    def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
+        webhook = Blueprint("clinic_telegram_webhook", __name__)
+
+        @webhook.listener("after_server_start")
+        async def start(app: Any, loop: Any) -> None:
+            if self.api is not None:  # in the background: start-up never waits for Telegram
+                task = asyncio.create_task(self._register())
+                self._background.add(task)
+                task.add_done_callback(self._background.discard)
+
+        @webhook.listener("before_server_stop")
+        async def stop(app: Any, loop: Any) -> None:
+            await self.queue.drain(STOP_GRACE_S)
+            if self.api is not None:
+                await self.api.close()
+
+        @webhook.route("/", methods=["GET"])
+        async def health(request: Request) -> HTTPResponse:
+            return response.json({"status": "ok", "enabled": self.config is not None})
+
+        @webhook.route("/webhook", methods=["POST"])
+        async def receive(request: Request) -> HTTPResponse:
+            if self.config is None:
+                return _problem(404, "the Telegram channel is off")
+            problem = self.check_secret(request.headers.get(SECRET_HEADER))
+            if problem is not None:
+                logger.warning("Telegram webhook call refused (%s) from %s", problem.status, request.ip)
+                return problem
+            try:
+                update = json.loads(request.body or b"")
+            except (ValueError, UnicodeDecodeError):
+                return _problem(400, "the body must be a JSON Telegram update")
+            if not isinstance(update, dict):
+                return _problem(400, "the body must be a JSON object")
+            if self.queue.pending >= MAX_PENDING_UPDATES:
+                return _problem(503, "busy; Telegram delivers the update again later")
+            update_id = update.get("update_id")
+            if isinstance(update_id, int) and self.recent.seen_before(update_id):
+                return response.json({"ok": True})
+            try:
+                incoming = read_update(update, self.username, self.bot_id)
+            except Exception:  # never a 500: Telegram would re-send the same update again and again
+                logger.exception("Unreadable Telegram update %s", update_id)
+                incoming = None
+            if incoming is not None:
+                key = incoming.chat_id if incoming.chat_id is not None else incoming.callback_id
+                self.queue.submit(key, lambda: self.handle(incoming, on_new_message))
+            return response.json({"ok": True})
+
+        return webhook
+
+    async def handle(self, incoming: Incoming, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> None:
+        """Answers one update; runs in the background, after Telegram got its 200."""
+        assert self.api is not None
+        if incoming.kind == "callback":
+            try:  # first, so the button's spinner stops even if the answer takes a moment
+                await self.api.call("answerCallbackQuery", {"callback_query_id": incoming.callback_id})
+            except TelegramApiError as exc:  # e.g. a press older than Telegram's 15-minute window
+                logger.warning("answerCallbackQuery failed: %s %s", exc.status, exc.description)
+            if incoming.chat_id is not None and is_our_payload(incoming.text):
+                await self.ask(incoming, incoming.text, on_new_message)
+            elif incoming.chat_id is not None:
+                logger.warning("Ignored a button press with unknown data in chat %s", incoming.chat_id)
+        elif incoming.kind == "command":
+            if incoming.text == "start":
+                await self.ask(incoming, START_PAYLOAD, on_new_message)
+            else:  # /help, and any command we do not know
+                await self.send(incoming, [fact_message("help")])
+        elif incoming.kind == "media":
+            await self.send(incoming, [fact_message("not_text")])
+            if incoming.text.strip():  # a caption such as "is this infected?" may name a warning sign
+                await self.ask(incoming, incoming.text, on_new_message)
+        elif not incoming.text.strip():
+            await self.send(incoming, [fact_message("empty_message")])
+        else:
+            await self.ask(incoming, incoming.text, on_new_message)
+
+    async def ask(self, incoming: Incoming, text: str,
+                  on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> None:
+        """Runs the dialogue for one message and sends what it said, or the apology when it said nothing."""
+        assert incoming.chat_id is not None
+        limit = max_message_chars()
+        collector = CollectingOutputChannel()
+        try:
+            await on_new_message(UserMessage(
+                text[:limit], collector, sender_id(incoming.chat_id), input_channel=self.name(),
+                metadata={"telegram": {"chat_type": incoming.chat_type, "message_id": incoming.message_id}},
+            ))
+        except Exception:  # the dialogue failed; the patient still gets an answer
+            logger.exception("Could not handle a Telegram message from chat %s", incoming.chat_id)
+        await self.send(incoming, collector.messages or [{"text": apology_text()}])
+
+    async def send(self, incoming: Incoming, messages: List[Dict[str, Any]]) -> None:
+        assert self.api is not None and incoming.chat_id is not None
+        output = TelegramOutput(self.api, incoming.message_id if incoming.in_group else None)
+        for message in messages:
+            message = {k: v for k, v in message.items() if k != "recipient_id" and v is not None}
+            await output.send_response(sender_id(incoming.chat_id), message)

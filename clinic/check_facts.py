@@ -1,0 +1,30 @@
+"""`python -m clinic.check_facts`: validate the fact store before serving or after editing it."""
+
+from __future__ import annotations
+
+import sys
+from collections import Counter
+
+from clinic.fact_store import FactStore, FactStoreError
+from clinic.settings import ConfigError
+from clinic.settings import current as current_settings
+
+
+def main() -> int:
+    try:
+        snapshot = FactStore.from_settings(current_settings()).current()
+    except ConfigError as exc:
+        print(f"Configuration error: {exc}", file=sys.stderr)
+        return 2
+    except FactStoreError as exc:
+        print(f"Fact store error: {exc}", file=sys.stderr)
+        return 1
+    statuses = Counter(f.status for f in snapshot.facts.values())
+    print(f"Fact store OK: {len(snapshot.facts)} facts "
+          f"({statuses['approved']} approved, {statuses['needs_clinician_review']} awaiting clinician review), "
+          f"{len(snapshot.warning_signs)} warning signs.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

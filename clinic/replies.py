@@ -1,0 +1,178 @@
+"""What to answer: a pure function from one user turn to a reply.
+
+Kept free of Rasa types so every dialogue rule (safety first, buttons, variants,
+context, low-confidence handling, the welcome) is tested with plain values.
+The order of the rules is the product's safety contract:
+  1. warning signs and complication reports -> the urgent answer, always;
+  2. nothing readable -> a polite "please type your question";
+  3. a button press -> exactly the fact it names;
+  4. low confidence -> "did you mean ...?" buttons, then a person, never a guess;
+  5. otherwise the fact for the intent (the variant whose words match).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Dict, List, Sequence, Tuple
+
+from clinic.fact_store import Fact, Snapshot
+from clinic.safety import urgent_reason
+
+FALLBACK_INTENT = "nlu_fallback"
+OUT_OF_SCOPE = "out_of_scope"
+MAX_SUGGESTIONS = 3
+# Below this top confidence, a referring question is read in the light of the last topic.
+CONTEXT_CONFIDENCE = 0.6
+_ANAPHORA = re.compile(r"\b(that|it|this|those|these|they|them)\b", re.IGNORECASE)
+_READABLE = re.compile(r"[^\W_]", re.UNICODE)
+
+
+@dataclass(frozen=True)
+class Button:
+    title: str
+    payload: str
+
+
+@dataclass(frozen=True)
+class Message:
+    text: str
+    buttons: Tuple[Button, ...] = ()
+
+    def button_dicts(self) -> List[Dict[str, str]]:
+        """The buttons as Rasa's bot messages carry them."""
+        return [{"title": b.title, "payload": b.payload} for b in self.buttons]
+
+
+@dataclass(frozen=True)
+class Turn:
+    """What the assistant knows about the newest user message and the conversation."""
+
+    text: str
+    intent: str | None
+    ranking: Tuple[Tuple[str, float], ...] = ()
+    fact_entity: str | None = None  # set by a button payload such as /ask_aftercare{"fact":"aftercare_makeup"}
+    first_of_session: bool = False
+    last_topic: str | None = None
+    clarifying: bool = False  # our previous reply was a "did you mean ...?"
+
+
+@dataclass(frozen=True)
+class Reply:
+    kind: str  # answer | urgent | clarify | handoff | empty | out_of_scope
+    messages: Tuple[Message, ...]
+    facts: Tuple[str, ...]
+    topic: str | None = None  # the topic fact to remember for follow-up questions
+    clarifying: bool = False
+    reason: str = field(default="", compare=False)
+
+
+def is_topic_intent(intent: str) -> bool:
+    return intent.startswith("ask_") or intent == "book_appointment"
+
+
+def payload_for(fact: Fact) -> str:
+    return f"/{fact.intents[0]}{json.dumps({'fact': fact.id}, separators=(',', ':'))}"
+
+
+def render_fact(snapshot: Snapshot, fact: Fact, with_buttons: bool = True) -> Message:
+    text = snapshot.render(fact)
+    if fact.sources:
+        source = fact.sources[0]
+        text = f"{text}\nSource: {source.title} ({source.url})"  # a blank line would split the message
+    buttons: Tuple[Button, ...] = ()
+    if with_buttons:
+        targets = [snapshot.facts[i] for i in fact.follow_ups if snapshot.usable(snapshot.facts[i])]
+        buttons = tuple(Button(t.title, payload_for(t)) for t in targets)
+    return Message(text, buttons)
+
+
+def _real_ranking(turn: Turn) -> List[Tuple[str, float]]:
+    return [(name, conf) for name, conf in turn.ranking if name != FALLBACK_INTENT]
+
+
+def _is_follow_up_question(turn: Turn) -> bool:
+    """'and how long does that last?' refers back to the previous topic."""
+    return bool(_ANAPHORA.search(turn.text)) and len(turn.text.split()) <= 8
+
+
+def _contextual_intent(turn: Turn, snapshot: Snapshot) -> str | None:
+    """The previous topic's intent, for a short referring question the classifier is unsure about."""
+    if not turn.last_topic or turn.last_topic not in snapshot.facts or not _is_follow_up_question(turn):
+        return None
+    topic_intents = snapshot.facts[turn.last_topic].intents
+    ranking = _real_ranking(turn)
+    if turn.intent == FALLBACK_INTENT:
+        return topic_intents[0]
+    unsure = not ranking or ranking[0][1] < CONTEXT_CONFIDENCE
+    close = [name for name, _ in ranking[:MAX_SUGGESTIONS]]
+    return next((i for i in topic_intents if unsure and i in close), None)
+
+
+def _answer(snapshot: Snapshot, fact: Fact, kind: str = "answer", reason: str = "") -> Reply:
+    topic = fact.id if any(is_topic_intent(i) for i in fact.intents) else None
+    return Reply(kind, (render_fact(snapshot, fact),), (fact.id,), topic=topic, reason=reason)
+
+
+def _clarify(turn: Turn, snapshot: Snapshot) -> Reply:
+    if turn.clarifying:
+        fact = snapshot.facts["clarify_failed"]
+        return Reply("handoff", (render_fact(snapshot, fact),), (fact.id,), reason="second misunderstanding")
+    ranking = _real_ranking(turn)
+    if ranking and ranking[0][0] == OUT_OF_SCOPE:
+        return _answer(snapshot, snapshot.facts[OUT_OF_SCOPE], kind="out_of_scope", reason="unsure, likely off-topic")
+    suggestions: List[Fact] = []
+    for name, _ in ranking:
+        if is_topic_intent(name):
+            fact = snapshot.select(name, turn.text)
+            if fact is not None and fact not in suggestions:
+                suggestions.append(fact)
+        if len(suggestions) == MAX_SUGGESTIONS:
+            break
+    handoff = snapshot.facts["human_handoff"]
+    buttons = tuple(Button(f.title, payload_for(f)) for f in suggestions)
+    buttons += (Button(handoff.title, payload_for(handoff)),)
+    prompt = snapshot.facts["clarify"]
+    return Reply("clarify", (Message(snapshot.render(prompt), buttons),), (prompt.id,),
+                 clarifying=True, reason="low confidence")
+
+
+def _core_reply(turn: Turn, snapshot: Snapshot) -> Reply:
+    reason = urgent_reason(turn.text, turn.ranking, snapshot.warning_signs)
+    if reason:
+        return _answer(snapshot, snapshot.facts["urgent"], kind="urgent", reason=reason)
+    if not _READABLE.search(turn.text or ""):
+        fact = snapshot.facts["empty_message"]
+        return Reply("empty", (render_fact(snapshot, fact),), (fact.id,), reason="no words")
+
+    if turn.fact_entity and turn.fact_entity in snapshot.facts:
+        fact = snapshot.facts[turn.fact_entity]
+        if turn.intent in fact.intents and snapshot.usable(fact):
+            return _answer(snapshot, fact, reason="button")
+
+    intent = _contextual_intent(turn, snapshot) or turn.intent
+    if intent is None or intent == FALLBACK_INTENT:
+        return _clarify(turn, snapshot)
+    fact = snapshot.select(intent, turn.text)
+    if fact is None:  # an intent the store does not answer: never guess
+        return _clarify(turn, snapshot)
+    kind = OUT_OF_SCOPE if intent == OUT_OF_SCOPE else "answer"
+    return _answer(snapshot, fact, kind=kind, reason="context" if intent != turn.intent else "intent")
+
+
+def decide(turn: Turn, snapshot: Snapshot) -> Reply:
+    """The reply for one user turn; the first turn of a session also carries the welcome."""
+    reply = _core_reply(turn, snapshot)
+    if not turn.first_of_session or reply.kind == "urgent":
+        return reply
+    welcome = snapshot.facts["welcome"]
+    if turn.intent == "greet":
+        return Reply("answer", (render_fact(snapshot, welcome),), (welcome.id,), reason="welcome")
+    messages = (render_fact(snapshot, welcome, with_buttons=False), *reply.messages)
+    return Reply(reply.kind, messages, (welcome.id, *reply.facts), topic=reply.topic,
+                 clarifying=reply.clarifying, reason=reply.reason)
+
+
+def ranking_from(intent_ranking: Sequence[dict]) -> Tuple[Tuple[str, float], ...]:
+    return tuple((str(r.get("name")), float(r.get("confidence") or 0.0)) for r in intent_ranking if r.get("name"))

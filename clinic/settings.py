@@ -1,0 +1,266 @@
+"""Every environment variable the assistant reads, defaulted and validated in one place.
+
+Why one place: a clinic configures the assistant only through the environment
+(secrets never live in the repository), and a typo in a variable should stop
+start-up with a sentence naming the variable, not surface later as a crash in
+whichever process happened to parse it. Each process calls `current()` once
+(cached); tests build their own `Settings.from_env({...})`.
+
+The README's configuration table is generated from VARIABLES
+(`python -m clinic.settings --markdown`) and a test keeps the two equal.
+`python -m clinic.settings --shell` prints the values for ops/run.sh.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import sys
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Callable, Dict, List, Mapping, Optional, Tuple
+from urllib.parse import urlsplit
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+
+SQL_SCHEMES = ("postgresql", "postgresql+psycopg2", "sqlite")
+REDIS_SCHEMES = ("redis", "rediss")
+SQLITE_FILE = "conversations.db"
+
+
+class ConfigError(ValueError):
+    """A variable that would make a process fail later, caught before it starts."""
+
+
+@dataclass(frozen=True)
+class Variable:
+    """One environment variable: its README row, and how it is read."""
+
+    names: Tuple[str, ...]
+    default: str  # as the README shows it
+    help: str
+
+
+VARIABLES: Tuple[Variable, ...] = (
+    Variable(("RASA_PORT", "ACTIONS_PORT"), "5005, 5055", "ports of the Rasa server and the action server"),
+    Variable(("FACTS_DIR", "CLINIC_SETTINGS"), "`data/facts`, `data/clinic.yml`",
+             "where the fact store and clinic details live"),
+    Variable(("MAX_MESSAGE_CHARS",), "1000", "longest message accepted (longer gets a 413)"),
+    Variable(("PYTHON",), "found automatically", "the Python 3.10 to build `.venv` with (read by ops/bootstrap.sh)"),
+    Variable(("ALLOWED_ORIGINS",), "the assistant's own address",
+             "websites allowed to embed the widget (comma-separated origins)"),
+    Variable(("TELEGRAM_TOKEN", "TELEGRAM_BOT_USERNAME", "TELEGRAM_WEBHOOK_URL", "TELEGRAM_SECRET_TOKEN"),
+             "unset (Telegram off)", "the Telegram channel ([docs/telegram.md](docs/telegram.md))"),
+    Variable(("TELEGRAM_API_BASE",), "`https://api.telegram.org`",
+             "the Bot API address (tests point it at a local fake)"),
+    Variable(("DATA_DIR",), "`var/data`", "where the SQLite conversation store lives"),
+    Variable(("RUN_DIR",), "`var/run`", "where `make run` writes its logs and the generated endpoints file"),
+    Variable(("TRACKER_STORE_URL", "LOCK_STORE_URL", "ACTION_SERVER_URL"),
+             "SQLite, in-memory lock, local action server",
+             "production mode: PostgreSQL, Redis, remote action servers"),
+    Variable(("ACTION_TIMEOUT_S",), "10", "longest wait for the action server before the apology"),
+    Variable(("TICKET_LOCK_LIFETIME",), "60", "Rasa's own: seconds a conversation's lock lives (keep it well above "
+             "`ACTION_TIMEOUT_S`)"),
+    Variable(("TRACKER_CACHE_SIZE",), "256", "conversations each Rasa instance keeps in memory between messages "
+             "(0: off); they are still stored first"),
+    Variable(("RETENTION_DAYS", "RETENTION_EVERY_HOURS"), "30, 24",
+             "delete conversations idle this long; how often `make run` purges (0: never)"),
+)
+NAMES = frozenset(name for variable in VARIABLES for name in variable.names)
+
+
+def _text(env: Mapping[str, str], name: str) -> str:
+    """A variable's value without surrounding blanks; unset and blank both read as ''."""
+    return (env.get(name) or "").strip()
+
+
+def _number(env: Mapping[str, str], name: str, default: float, convert: Callable[[str], float] = float,
+            minimum: float = 0, strictly_above: bool = False, what: str = "a number") -> float:
+    raw = _text(env, name)
+    if not raw:
+        return default
+    try:
+        value = convert(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not {what}") from None
+    if value < minimum or (strictly_above and value == minimum):
+        bound = f"more than {minimum:g}" if strictly_above else f"at least {minimum:g}"
+        raise ConfigError(f"{name}={raw!r}: must be {bound}")
+    return value
+
+
+def _path(env: Mapping[str, str], name: str, default: Path) -> Path:
+    """Relative paths are taken from the project folder, where every process runs."""
+    raw = _text(env, name)
+    path = Path(raw) if raw else default
+    return path if path.is_absolute() else PROJECT_DIR / path
+
+
+def _port(env: Mapping[str, str], name: str, default: int) -> int:
+    port = int(_number(env, name, default, int, minimum=1, what="a port number"))
+    if port > 65535:
+        raise ConfigError(f"{name}={port}: a port is at most 65535")
+    return port
+
+
+def _tracker_store_url(env: Mapping[str, str]) -> str:
+    url = _text(env, "TRACKER_STORE_URL")
+    if not url:
+        return ""
+    scheme = urlsplit(url).scheme
+    if scheme == "postgres":
+        raise ConfigError("TRACKER_STORE_URL: write postgresql://... (SQLAlchemy 1.4 rejects postgres://)")
+    if scheme not in SQL_SCHEMES:
+        raise ConfigError(f"TRACKER_STORE_URL: scheme '{scheme}' is not one of {', '.join(SQL_SCHEMES)}")
+    return url
+
+
+def _lock_store_url(env: Mapping[str, str]) -> str:
+    url = _text(env, "LOCK_STORE_URL")
+    if not url:
+        return ""
+    parts = urlsplit(url)
+    if parts.scheme not in REDIS_SCHEMES or not parts.hostname:
+        raise ConfigError("LOCK_STORE_URL: expected redis://[:password@]host:port/db (or rediss:// for TLS)")
+    try:
+        parts.port  # noqa: B018 - raises ValueError on a non-numeric port
+    except ValueError as exc:
+        raise ConfigError(f"LOCK_STORE_URL: {exc}") from None
+    return url
+
+
+def _http_url(env: Mapping[str, str], name: str, default: str, example: str) -> str:
+    url = _text(env, name) or default
+    if urlsplit(url).scheme not in ("http", "https"):
+        raise ConfigError(f"{name}: expected {example}")
+    return url
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The whole configuration of one process, parsed and checked."""
+
+    rasa_port: int
+    actions_port: int
+    facts_dir: Path
+    clinic_settings: Path
+    max_message_chars: int
+    allowed_origins: Tuple[str, ...]
+    telegram_token: str
+    telegram_bot_username: str
+    telegram_webhook_url: str
+    telegram_secret_token: str
+    telegram_api_base: str
+    data_dir: Path
+    run_dir: Path
+    tracker_store_url: str  # '' = the embedded SQLite file
+    lock_store_url: str  # '' = Rasa's in-memory lock store
+    action_server_url: str
+    action_timeout_s: float
+    ticket_lock_lifetime_s: float
+    tracker_cache_size: Optional[int]  # None: not set, the store's own default
+    retention_days: float
+    retention_every_hours: float
+
+    @classmethod
+    def from_env(cls, env: Optional[Mapping[str, str]] = None) -> Settings:
+        env = os.environ if env is None else env
+        unknown_prefixed = sorted(n for n in env if n.startswith(("TELEGRAM_", "RETENTION_")) and n not in NAMES)
+        if unknown_prefixed:
+            raise ConfigError(f"Unknown variable(s) {', '.join(unknown_prefixed)}: see the README's configuration "
+                              "table for the names")
+        rasa_port = _port(env, "RASA_PORT", 5005)
+        actions_port = _port(env, "ACTIONS_PORT", 5055)
+        origins = _text(env, "ALLOWED_ORIGINS") or f"http://localhost:{rasa_port},http://127.0.0.1:{rasa_port}"
+        cache = _text(env, "TRACKER_CACHE_SIZE")
+        if cache and not cache.isdigit():
+            raise ConfigError(f"TRACKER_CACHE_SIZE: expected a whole number of conversations (0 = off), not '{cache}'")
+        settings = cls(
+            rasa_port=rasa_port,
+            actions_port=actions_port,
+            facts_dir=_path(env, "FACTS_DIR", Path("data/facts")),
+            clinic_settings=_path(env, "CLINIC_SETTINGS", Path("data/clinic.yml")),
+            max_message_chars=int(_number(env, "MAX_MESSAGE_CHARS", 1000, int, minimum=1, what="a whole number")),
+            allowed_origins=tuple(o for o in origins.replace(" ", ",").split(",") if o),
+            telegram_token=_text(env, "TELEGRAM_TOKEN"),
+            telegram_bot_username=_text(env, "TELEGRAM_BOT_USERNAME").lstrip("@"),
+            telegram_webhook_url=_text(env, "TELEGRAM_WEBHOOK_URL"),
+            telegram_secret_token=_text(env, "TELEGRAM_SECRET_TOKEN"),
+            telegram_api_base=_http_url(env, "TELEGRAM_API_BASE", "https://api.telegram.org",
+                                        "http(s)://host of the Bot API"),
+            data_dir=_path(env, "DATA_DIR", Path("var/data")),
+            run_dir=_path(env, "RUN_DIR", Path("var/run")),
+            tracker_store_url=_tracker_store_url(env),
+            lock_store_url=_lock_store_url(env),
+            action_server_url=_http_url(env, "ACTION_SERVER_URL", f"http://localhost:{actions_port}/webhook",
+                                        "http(s)://host:port/webhook"),
+            action_timeout_s=_number(env, "ACTION_TIMEOUT_S", 10.0, minimum=0, strictly_above=True),
+            ticket_lock_lifetime_s=_number(env, "TICKET_LOCK_LIFETIME", 60.0, minimum=0, strictly_above=True),
+            tracker_cache_size=int(cache) if cache else None,
+            retention_days=_number(env, "RETENTION_DAYS", 30.0, minimum=0, strictly_above=True,
+                                   what="a number of days"),
+            retention_every_hours=_number(env, "RETENTION_EVERY_HOURS", 24.0, minimum=0, what="a number of hours"),
+        )
+        if settings.action_timeout_s >= settings.ticket_lock_lifetime_s:
+            raise ConfigError(f"ACTION_TIMEOUT_S ({settings.action_timeout_s:g}) must be well under "
+                              f"TICKET_LOCK_LIFETIME ({settings.ticket_lock_lifetime_s:g}): a conversation's lock "
+                              "would expire while its message still waits for the action server")
+        return settings
+
+    @property
+    def sqlite_path(self) -> Path:
+        return self.data_dir / SQLITE_FILE
+
+    @property
+    def conversations_url(self) -> str:
+        """The SQLAlchemy URL of the conversations: TRACKER_STORE_URL, else the embedded SQLite file."""
+        return self.tracker_store_url or f"sqlite:///{self.sqlite_path}"
+
+
+@lru_cache(maxsize=1)
+def current() -> Settings:
+    """This process's settings, read from the environment once."""
+    return Settings.from_env()
+
+
+def markdown_table() -> str:
+    rows = ["| variable | default | what it does |", "|---|---|---|"]
+    for variable in VARIABLES:
+        names = ", ".join(f"`{n}`" for n in variable.names)
+        rows.append(f"| {names} | {variable.default} | {variable.help} |")
+    return "\n".join(rows) + "\n"
+
+
+def shell_exports(settings: Settings) -> str:
+    """What ops/run.sh needs, already validated, as `export NAME=value` lines."""
+    values: Dict[str, str] = {
+        "RASA_PORT": str(settings.rasa_port),
+        "ACTIONS_PORT": str(settings.actions_port),
+        "ALLOWED_ORIGINS": " ".join(settings.allowed_origins),
+        "RUN_DIR": str(settings.run_dir),
+        "RETENTION_EVERY_HOURS": f"{settings.retention_every_hours:g}",
+    }
+    return "".join(f"export {name}={shlex.quote(value)}\n" for name, value in values.items())
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    group = parser.add_mutually_exclusive_group(required=True)
+    group.add_argument("--markdown", action="store_true", help="the README's configuration table")
+    group.add_argument("--shell", action="store_true", help="validated values for ops/run.sh")
+    args = parser.parse_args(argv)
+    if args.markdown:
+        sys.stdout.write(markdown_table())
+        return 0
+    try:
+        sys.stdout.write(shell_exports(Settings.from_env()))
+    except ConfigError as exc:
+        print(f"Configuration error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

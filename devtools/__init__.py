@@ -1,0 +1,1 @@
+"""Developer tools: the test runner, the benchmark, the pipeline comparison, and the server harness."""

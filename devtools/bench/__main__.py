@@ -1,0 +1,5 @@
+import sys
+
+from devtools.bench.legacy import main
+
+sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,1 @@
+"""Production operations: set-up, the endpoints file from the environment, retention, spaCy models."""

@@ -1,0 +1,179 @@
+"""Rasa's SQL tracker store, with the conversations in use kept in memory between messages.
+
+For every message, Rasa's SQLTrackerStore reads the whole conversation back from
+the database (every event since the session started, each decoded from JSON),
+and before saving counts those rows again to know which events are new. A
+profile at 10 clients put loading and counting at about a third of Rasa's CPU
+per message (docs/benchmarks.md).
+
+This store keeps, for the last `cache_size` conversations, the rows Rasa's query
+would return, and asks the database one small question per message instead:
+how many rows the conversation has and the highest id (`_fingerprint`). When
+the answer is what this process last wrote or read, the memory copy is exactly
+what the database holds; when it is not (another Rasa instance answered, the
+retention purge deleted the conversation, someone edited the table), the
+conversation is read from the database as Rasa does. Every event is still
+written to the database before the answer goes out, so a restart loses
+nothing. Writes to one conversation are serialised by Rasa's lock store (in
+memory for one instance, Redis for several: docs/deployment.md), the same
+guarantee the stock store relies on.
+
+An SQLite database is switched to write-ahead logging (WAL), still with a full
+sync at every commit: the same durability, and on this machine a commit's p99
+went from 10.9 ms to 4.8 ms with Rasa's connection per session. Rasa waits for
+the commit while answering, so its slow tail becomes everyone's queueing delay
+(docs/benchmarks.md).
+
+Configured in the endpoints file (ops/endpoints.py writes it):
+
+    tracker_store:
+      type: rasa_extensions.tracker_store.CachedSQLTrackerStore
+      dialect: sqlite            # or url: postgresql://...
+      db: var/data/conversations.db
+      cache_size: 256            # optional: conversations kept in memory
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional, Tuple
+
+import sqlalchemy as sa
+from rasa.core.tracker_store import SQLTrackerStore
+from rasa.shared.core.events import SessionStarted
+from rasa.shared.core.trackers import DialogueStateTracker
+from rasa.shared.nlu.constants import INTENT_NAME_KEY
+
+from rasa_extensions.version import check_rasa_version
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_CACHE_SIZE = 256  # open conversations; about 40 KB each after ten turns
+
+Fingerprint = Tuple[int, Optional[int]]  # (rows of the conversation, highest row id)
+
+
+@dataclass(frozen=True)
+class Row:
+    """One stored event, as much of it as selecting the current session needs."""
+
+    id: int
+    timestamp: Optional[float]
+    type_name: str
+    data: str  # the event as JSON, exactly as stored
+
+
+@dataclass(frozen=True)
+class Conversation:
+    fingerprint: Fingerprint  # of every row of the sender in the database
+    rows: Tuple[Row, ...]  # the rows Rasa's `_event_query` returns: the latest session
+
+
+def _sqlite_wal(dbapi_connection: Any, _record: Any) -> None:
+    """Every new SQLite connection: write-ahead log (kept in the file), a full sync at each commit."""
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.close()
+
+
+def latest_session(rows: List[Row]) -> Tuple[Row, ...]:
+    """The rows since the latest session start, by the rule of Rasa's `_event_query`.
+
+    Rasa keeps the rows whose timestamp is at or after the latest `session_started`
+    timestamp (all rows when there is none), in id order.
+    """
+    starts = [row.timestamp for row in rows if row.type_name == SessionStarted.type_name]
+    starts = [t for t in starts if t is not None]
+    if not starts:
+        return tuple(rows)
+    start = max(starts)
+    return tuple(row for row in rows if row.timestamp is not None and row.timestamp >= start)
+
+
+class CachedSQLTrackerStore(SQLTrackerStore):
+    """SQLTrackerStore that answers `retrieve` from memory when the database has not changed."""
+
+    def __init__(self, *args: Any, cache_size: int = DEFAULT_CACHE_SIZE, **kwargs: Any) -> None:
+        check_rasa_version()
+        super().__init__(*args, **kwargs)
+        self.cache_size = max(0, int(cache_size))
+        self._conversations: OrderedDict[str, Conversation] = OrderedDict()
+        # Core statements built once: the ORM's per-call query building cost more than the query.
+        table = self.SQLEvent.__table__
+        self._fingerprint_sql = sa.select(sa.func.count(table.c.id), sa.func.max(table.c.id)).where(
+            table.c.sender_id == sa.bindparam("sender_id"))
+        self._insert_sql = table.insert()
+        if self.engine.dialect.name == "sqlite":
+            sa.event.listen(self.engine, "connect", _sqlite_wal)
+
+    def _fingerprint(self, session: Any, sender_id: str) -> Fingerprint:
+        count, highest = session.connection().execute(self._fingerprint_sql, {"sender_id": sender_id}).one()
+        return int(count), highest
+
+    def _remember(self, sender_id: str, conversation: Conversation) -> None:
+        if self.cache_size == 0:
+            return
+        self._conversations[sender_id] = conversation
+        self._conversations.move_to_end(sender_id)
+        while len(self._conversations) > self.cache_size:
+            self._conversations.popitem(last=False)
+
+    async def retrieve(self, sender_id: str) -> Optional[DialogueStateTracker]:
+        """The latest session of the conversation, as SQLTrackerStore.retrieve returns it."""
+        with self.session_scope() as session:
+            # The fingerprint before the rows: a row written between the two queries then makes
+            # the fingerprint stale, which only costs a reload next time, never a missed row.
+            fingerprint = self._fingerprint(session, sender_id)
+            conversation = self._conversations.get(sender_id)
+            if conversation is None or conversation.fingerprint != fingerprint:
+                rows = self._event_query(session, sender_id, fetch_events_from_all_sessions=False).all()
+                conversation = Conversation(fingerprint,
+                                            tuple(Row(r.id, r.timestamp, r.type_name, r.data) for r in rows))
+            self._remember(sender_id, conversation)
+        if not (self.domain and conversation.rows):
+            return None
+        events = [json.loads(row.data) for row in conversation.rows]
+        return DialogueStateTracker.from_dict(sender_id, events, self.domain.slots)
+
+    async def save(self, tracker: DialogueStateTracker) -> None:
+        """Writes the events the database does not have yet, as SQLTrackerStore.save does."""
+        await self.stream_events(tracker)
+        sender_id = tracker.sender_id
+        # Forgotten until the commit succeeds: after a failure the next retrieve reads the database.
+        known = self._conversations.pop(sender_id, None)
+        with self.session_scope() as session:
+            if known is None:
+                stored = self._event_query(session, sender_id, fetch_events_from_all_sessions=False).count()
+            else:
+                stored = len(known.rows)
+            connection = session.connection()
+            new_rows = []
+            for event in itertools.islice(tracker.events, stored, len(tracker.events)):
+                values = self._values_for(sender_id, event)
+                [row_id] = connection.execute(self._insert_sql, values).inserted_primary_key
+                new_rows.append(Row(row_id, values["timestamp"], values["type_name"], values["data"]))
+            session.commit()
+        if known is not None:
+            count, highest = known.fingerprint
+            if new_rows:
+                count, highest = count + len(new_rows), new_rows[-1].id  # ids only grow
+            self._remember(sender_id, Conversation((count, highest), latest_session([*known.rows, *new_rows])))
+        logger.debug(f"Tracker with sender_id '{sender_id}' stored to database")
+
+    @staticmethod
+    def _values_for(sender_id: str, event: Any) -> Dict[str, Any]:
+        """The row SQLTrackerStore.save writes for an event."""
+        data = event.as_dict()
+        return {
+            "sender_id": sender_id,
+            "type_name": event.type_name,
+            "timestamp": data.get("timestamp"),
+            "intent_name": data.get("parse_data", {}).get("intent", {}).get(INTENT_NAME_KEY),
+            "action_name": data.get("name"),
+            "data": json.dumps(data),
+        }
