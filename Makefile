@@ -21,6 +21,10 @@ train: install        ## Train the model if the training data changed
 lint: install
 	$(BIN)/ruff check $(PY_DIRS)
 
+.PHONY: typecheck
+typecheck: install    ## Type-check clinic, actions, channels and rasa_extensions (mypy; settings in pyproject.toml)
+	$(BIN)/mypy clinic actions channels rasa_extensions
+
 check-facts: install  ## Validate the fact store and clinic settings after editing them
 	$(BIN)/python -m clinic.check_facts
 
@@ -32,6 +36,8 @@ purge: install        ## Delete stored conversations idle for more than RETENTIO
 	$(BIN)/python -m ops.retention
 
 nlu-compare: install  ## Compare NLU pipelines on the held-out test set (writes docs/nlu-pipelines.md)
+	$(BIN)/uv pip install --quiet --require-hashes --python $(BIN)/python -r requirements-nlu-compare.lock
+	TF_CPP_MIN_LOG_LEVEL=3 PYTHONWARNINGS=ignore $(BIN)/python ops/spacy_models.py
 	$(BIN)/python -m devtools.compare_pipelines
 
 bench: install        ## Benchmark config.yml against stock `rasa init` Rasa (writes docs/benchmarks.md; 10–16 min on 2 cores)

@@ -22,7 +22,7 @@ import html
 import logging
 import re
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Dict, Mapping, Tuple
+from typing import Any, Awaitable, Callable, Coroutine, Dict, Mapping, Tuple
 
 from rasa.core.channels.channel import InputChannel, UserMessage
 from sanic import Blueprint, response
@@ -146,7 +146,7 @@ class WebChatChannel(InputChannel):
         return web
 
     @staticmethod
-    def _asset_handler(name: str) -> Callable[[Request], Awaitable[HTTPResponse]]:
+    def _asset_handler(name: str) -> Callable[[Request], Coroutine[Any, Any, HTTPResponse]]:
         async def asset(request: Request) -> HTTPResponse:
             return asset_response(request, name)
 

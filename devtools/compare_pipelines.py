@@ -6,7 +6,7 @@ training time, and per-message inference latency without the HTTP layer.
 The project's config.yml is measured as it is, next to the alternatives in
 devtools/pipelines/, in one run on one machine.
 
-Usage: python devtools/compare_pipelines.py [config.yml ...]
+Usage: python -m devtools.compare_pipelines [config.yml ...]
 Each run saves its pipelines' results under results/nlu-compare/ and rewrites
 the table from every result there, so pipelines can be measured one at a time.
 """
@@ -25,29 +25,12 @@ import time
 from pathlib import Path
 from typing import Dict, List, Tuple
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-os.environ["RASA_MAX_CACHE_SIZE"] = "0"  # Rasa's training cache would make every training after the first warm
+from devtools.harness.nlu_sets import TEST_SET, load_examples, top_real_intent
 
 PROJECT = Path(__file__).resolve().parent.parent
-TEST_SET = PROJECT / "tests" / "nlu" / "test_set.yml"
 RESULTS = PROJECT / "results" / "nlu-compare"
 DOC = PROJECT / "docs" / "nlu-pipelines.md"
 DEFAULT_CONFIGS = [PROJECT / "config.yml", *sorted((PROJECT / "devtools" / "pipelines").glob("*.yml"))]
-
-
-def load_test_set(path: Path = TEST_SET) -> List[Tuple[str, str]]:
-    from rasa.shared.nlu.training_data.loading import load_data
-
-    data = load_data(str(path))
-    return [(m.get("text"), m.get("intent")) for m in data.intent_examples]
-
-
-def top_real_intent(parsed: Dict) -> str:
-    """The classifier's own best guess, ignoring the fallback wrapper."""
-    for entry in parsed.get("intent_ranking") or []:
-        if entry.get("name") != "nlu_fallback":
-            return entry["name"]
-    return (parsed.get("intent") or {}).get("name") or "None"
 
 
 async def evaluate(model_path: str, examples: List[Tuple[str, str]]) -> Dict:
@@ -132,9 +115,13 @@ def write_doc(rows: List[Tuple[str, Dict]], n_examples: int) -> None:
 
 
 def main(argv: List[str]) -> int:
+    # Set here, not at import, so importing this module changes nothing. Both are read later: TensorFlow's
+    # log level when Rasa first imports it, the cache size when a training starts.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ["RASA_MAX_CACHE_SIZE"] = "0"  # Rasa's training cache would make every training after the first warm
     os.chdir(PROJECT)  # the spaCy model path in the configs is relative to the project
     configs = [Path(a) for a in argv] or DEFAULT_CONFIGS
-    examples = load_test_set()
+    examples = load_examples(TEST_SET)
     RESULTS.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         # An untimed first training pays the process's one-off import and set-up costs,

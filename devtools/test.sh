@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Every check, in the order a failure is cheapest to find:
-# lint -> unit tests -> rasa data validate -> train -> rasa test (stories) -> tests against the trained model and real servers.
+# lint -> type check -> unit tests -> rasa data validate -> train -> rasa test (stories) -> tests against the trained model and real servers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export TF_CPP_MIN_LOG_LEVEL=3 PYTHONWARNINGS="ignore" SQLALCHEMY_SILENCE_UBER_WARNING=1 RASA_TELEMETRY_ENABLED=false
@@ -9,6 +9,9 @@ step() { printf '\n=== %s\n' "$*"; }
 
 step "lint (ruff)"
 "$BIN/ruff" check clinic actions channels rasa_extensions ops devtools tests
+
+step "type check (mypy)"
+"$BIN/mypy" clinic actions channels rasa_extensions
 
 step "unit tests (no servers, no model)"
 "$BIN/pytest" -q -m "not servers and not model" -p no:cacheprovider

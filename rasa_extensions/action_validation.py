@@ -47,5 +47,5 @@ def _validate_action_result(self: Any, result: Dict[str, Any]) -> bool:
 def apply() -> str:
     from rasa.core.actions.action import RemoteAction
 
-    RemoteAction._validate_action_result = _validate_action_result  # type: ignore[method-assign]
+    RemoteAction._validate_action_result = _validate_action_result
     return "action replies checked by a validator built once"

@@ -54,5 +54,5 @@ def apply() -> str:
 
     if _rasas is None:
         _rasas = Event.resolve_by_type
-    Event.resolve_by_type = staticmethod(resolve_by_type)  # type: ignore[method-assign,assignment]
+    Event.resolve_by_type = staticmethod(resolve_by_type)
     return "event classes looked up in a table"

@@ -27,7 +27,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from typing import Any, Callable, Optional, Tuple, TypeVar
+from typing import Any, Callable, Optional, Tuple, TypeVar, cast
 
 import redis
 from rasa.core.lock import TicketLock
@@ -62,7 +62,7 @@ class AtomicRedisLockStore(LockStore):
         key_prefix = options.get("key_prefix", key_prefix)
         socket_timeout = float(options.get("socket_timeout", socket_timeout))
         self.wait_time_s = float(options.get("wait_time_s", wait_time_s))
-        timeouts = {"socket_timeout": socket_timeout, "socket_connect_timeout": socket_timeout}
+        timeouts: dict[str, Any] = {"socket_timeout": socket_timeout, "socket_connect_timeout": socket_timeout}
         if "://" in url:
             self.red = redis.StrictRedis.from_url(url, **timeouts)
         else:  # Rasa's own shape (the Helm chart writes it): url is the host, the rest are separate keys
@@ -95,7 +95,7 @@ class AtomicRedisLockStore(LockStore):
             for _ in range(MAX_ATTEMPTS):
                 try:
                     pipe.watch(key)
-                    raw = pipe.get(key)
+                    raw = cast(Optional[bytes], pipe.get(key))  # watched: get() returns the value, not the Pipeline
                     lock = TicketLock.from_dict(json.loads(raw)) if raw else None
                     new_lock, result = change(lock)
                     pipe.multi()

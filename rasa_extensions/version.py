@@ -19,7 +19,7 @@ class UnsupportedRasaVersion(RuntimeError):
 def check_rasa_version(installed: str | None = None) -> str:
     """The installed Rasa version; raises UnsupportedRasaVersion when it is not supported."""
     if installed is None:
-        from rasa.version import __version__ as installed
+        from rasa.version import __version__ as installed  # type: ignore[no-redef]  # rasa ships no types
     if installed not in SUPPORTED_RASA:
         raise UnsupportedRasaVersion(
             f"Rasa {installed} is installed, but the clinic assistant's Rasa extensions (rasa_extensions/) were "

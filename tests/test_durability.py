@@ -30,8 +30,10 @@ import sqlalchemy as sa
 import yaml
 
 from clinic.fact_store import Snapshot
+from clinic.settings import Settings
 from devtools.harness.datastores import Postgres, Redis
-from devtools.harness.servers import PROJECT, Stack, fact_of, private_fact_store, served_snapshot, stop
+from devtools.harness.servers import PROJECT, Stack, fact_of, new_sender, private_fact_store, served_snapshot, stop
+from devtools.harness.stats import percentile
 from ops import endpoints
 
 pytestmark = pytest.mark.servers
@@ -87,8 +89,9 @@ def stop_all(stacks: List[Stack]) -> None:
 
 def make_stack(workdir: Path, store_env: Dict[str, str], facts_env: Dict[str, str], action_timeout_s: float) -> Stack:
     """A Stack whose tracker and lock stores are what ops/endpoints.py writes for `store_env`."""
-    sections = endpoints.endpoints_sections(store_env)
-    endpoints.prepare_data_dir(store_env)
+    settings = Settings.from_env(store_env)
+    sections = endpoints.endpoints_sections(settings)
+    endpoints.prepare_data_dir(settings)
     extra = endpoints.render(sections, only=["tracker_store", "lock_store"])
     env = {**store_env, **facts_env, "ACTION_TIMEOUT_S": str(action_timeout_s)}
     return Stack(workdir, env=env, endpoints_extra=extra)
@@ -121,7 +124,7 @@ def embedded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Embedded]:
     stack = make_stack(root, store_env, private_fact_store(root), SLOW_ACTION_TIMEOUT_S)
     try:
         in_parallel(stack.start_actions, stack.start_rasa)
-        yield Embedded(stack, endpoints.tracker_store_url(store_env), root)
+        yield Embedded(stack, Settings.from_env(store_env).conversations_url, root)
     finally:
         stop_all([stack])
 
@@ -147,10 +150,6 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
 
 
 # --- reading replies and the stored history --------------------------------------------------------
-
-def new_sender() -> str:
-    return f"patient-{uuid.uuid4().hex[:10]}"
-
 
 def texts(replies: List[dict]) -> List[str]:
     return [r.get("text", "") for r in replies]
@@ -297,13 +296,6 @@ LOAD_SENDERS = int(os.environ.get("LOAD_SENDERS", 50))
 LOAD_MESSAGES = int(os.environ.get("LOAD_MESSAGES", 10))
 LOAD_CAP_S = float(os.environ.get("LOAD_CAP_S", 300))
 LOAD_RESULTS = PROJECT / "results" / "durability" / "load.json"
-
-
-def percentile(values: List[float], p: float) -> float:
-    """Nearest-rank percentile."""
-    ordered = sorted(values)
-    rank = max(1, -(-len(ordered) * p // 100))  # ceil(n * p / 100)
-    return ordered[int(rank) - 1]
 
 
 def test_load_on_two_instances_loses_and_duplicates_nothing(cluster: Cluster) -> None:

@@ -4,20 +4,15 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
 from pathlib import Path
 
 import pytest
 import requests
 import yaml
 
-from devtools.harness.servers import Stack, fact_of, served_snapshot
+from devtools.harness.servers import Stack, fact_of, new_sender, served_snapshot
 
 pytestmark = pytest.mark.servers
-
-
-def new_sender() -> str:
-    return f"patient-{uuid.uuid4().hex[:8]}"
 
 
 @pytest.mark.parametrize("intent, message", [

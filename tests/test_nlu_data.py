@@ -3,25 +3,24 @@ and a test set that training never sees."""
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from pathlib import Path
 from typing import Dict, List
 
 import pytest
-import yaml
+
+from devtools.harness.nlu_sets import TEST_SET, load_examples
 
 PROJECT = Path(__file__).resolve().parent.parent
 MIN_EXAMPLES = 25
 
 
 def examples(paths: List[Path]) -> Dict[str, List[str]]:
+    """Each intent's examples as written, repeats kept (Rasa would drop them silently; these tests forbid them)."""
     found: Dict[str, List[str]] = {}
     for path in paths:
-        for block in yaml.safe_load(path.read_text()).get("nlu", []):
-            if "intent" in block:
-                lines = [re.sub(r"^- ", "", line.strip()) for line in block["examples"].splitlines() if line.strip()]
-                found.setdefault(block["intent"], []).extend(lines)
+        for text, intent in load_examples(path, unique=False):
+            found.setdefault(intent, []).append(text)
     return found
 
 
@@ -32,7 +31,7 @@ def training() -> Dict[str, List[str]]:
 
 @pytest.fixture(scope="module")
 def test_set() -> Dict[str, List[str]]:
-    return examples([PROJECT / "tests" / "nlu" / "test_set.yml"])
+    return examples([TEST_SET])
 
 
 def norm(text: str) -> str:

@@ -12,12 +12,12 @@ import pytest
 from sklearn.metrics import f1_score
 
 from clinic.replies import Turn, decide, ranking_from
+from devtools.harness.nlu_sets import TEST_SET, load_examples
 from devtools.harness.servers import latest_model
 
 pytestmark = pytest.mark.model
 
 MIN_MACRO_F1 = 0.90
-TEST_SET = "tests/nlu/test_set.yml"
 
 
 @pytest.fixture(scope="module")
@@ -36,10 +36,7 @@ def parse_all(agent, texts: List[str]) -> List[Dict]:
 
 @pytest.fixture(scope="module")
 def predictions(agent) -> List[Tuple[str, str, Dict]]:
-    from rasa.shared.nlu.training_data.loading import load_data
-
-    data = load_data(TEST_SET)
-    pairs = [(m.get("text"), m.get("intent")) for m in data.intent_examples]
+    pairs = load_examples(TEST_SET)
     parsed = parse_all(agent, [text for text, _ in pairs])
     return [(text, gold, p) for (text, gold), p in zip(pairs, parsed, strict=True)]
 

@@ -22,12 +22,12 @@ from playwright.sync_api import Browser, BrowserContext, Page, Route, expect, sy
 
 from clinic.fact_store import Snapshot
 from clinic.replies import render_fact
+from devtools.harness.binaries import chromium
 from devtools.harness.servers import PROJECT, Stack, free_port, private_fact_store, served_snapshot, stop
 
 pytestmark = pytest.mark.servers
 
 ARTIFACTS = PROJECT / "tests" / "artifacts"
-CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 # Two more loopback sites (a page on a public host may not call a loopback server at all:
@@ -105,7 +105,10 @@ def snapshot(web_stack: AllowlistStack) -> Snapshot:
 def browser() -> Iterator[Browser]:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        executable = chromium()
+        if executable is None:
+            pytest.fail("No Chromium found: run devtools/system_deps.sh, or set CHROMIUM_PATH")
+        launched = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
         try:
             yield launched
         finally:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, cast
 
 import aiohttp
 
@@ -114,9 +114,9 @@ class BotApi:
             raise TelegramApiError(method, status if status >= 400 else 502, "the answer was not Bot API JSON")
         if body.get("ok") is True and status < 400:
             return body.get("result")
-        parameters = body.get("parameters") if isinstance(body.get("parameters"), dict) else {}
+        parameters = cast(Dict[str, Any], body.get("parameters") if isinstance(body.get("parameters"), dict) else {})
         retry_after = parameters.get("retry_after")
-        code = body.get("error_code") if isinstance(body.get("error_code"), int) else status
+        code = cast(int, body.get("error_code") if isinstance(body.get("error_code"), int) else status)
         raise TelegramApiError(
             method, code if code >= 400 else 500, self._scrub(str(body.get("description") or "no description")),
             float(retry_after) if isinstance(retry_after, (int, float)) else None,

@@ -20,9 +20,9 @@ from typing import List, Optional
 import psycopg2
 import redis
 
+from devtools.harness.binaries import postgres_bin
 from devtools.harness.servers import free_port
 
-PG_BIN = Path(os.environ.get("PG_BIN", "/usr/lib/postgresql/15/bin"))
 START_TIMEOUT_S = 60
 
 
@@ -54,17 +54,16 @@ class Postgres:
             raise RuntimeError(f"{' '.join(args)} failed:\n{result.stdout}{result.stderr}{tail}")
 
     def start(self) -> Postgres:
-        if not (PG_BIN / "initdb").exists():
-            raise RuntimeError(f"PostgreSQL not found in {PG_BIN}: run devtools/system_deps.sh")
+        pg_bin = postgres_bin()
         self.root = Path(tempfile.mkdtemp(prefix="clinic-pg-", dir="/tmp"))
         data = self.root / "data"
         if os.geteuid() == 0:
             shutil.chown(self.root, "postgres", "postgres")
-        self._run([str(PG_BIN / "initdb"), "-D", str(data), "-U", "postgres", "--auth-local=trust",
+        self._run([str(pg_bin / "initdb"), "-D", str(data), "-U", "postgres", "--auth-local=trust",
                    "--auth-host=scram-sha-256", "-E", "UTF8", "--no-sync"])
         options = (f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.root} -c fsync=off "
                    "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200")
-        self._run([str(PG_BIN / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(self.root / "postgres.log"),
+        self._run([str(pg_bin / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(self.root / "postgres.log"),
                    "-w", "-t", str(START_TIMEOUT_S), "start"])
         # The superuser comes in over the Unix socket (trust); the clinic's user needs its password on TCP.
         conn = psycopg2.connect(host=str(self.root), port=self.port, user="postgres", dbname="postgres")
@@ -87,7 +86,7 @@ class Postgres:
         data = self.root / "data"
         if (data / "postmaster.pid").exists():
             try:
-                self._run([str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"])
+                self._run([str(postgres_bin() / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"])
             except (RuntimeError, subprocess.TimeoutExpired):
                 pass
         shutil.rmtree(self.root, ignore_errors=True)

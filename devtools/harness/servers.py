@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional
@@ -33,6 +34,11 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def new_sender(prefix: str = "patient") -> str:
+    """A sender id no one has used: the first message from it opens a new conversation."""
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
 
 
 def private_fact_store(root: Path) -> Dict[str, str]:
