@@ -14,7 +14,7 @@ from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from clinic.fact_store import default_store
-from clinic.replies import Turn, decide, ranking_from
+from clinic.replies import FORGET, FORGET_KEY, Turn, decide, ranking_from
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +35,8 @@ def user_turns_this_session(events: List[Dict[str, Any]]) -> int:
 def turn_from_tracker(tracker: Tracker) -> Turn:
     message = tracker.latest_message or {}
     intent = (message.get("intent") or {}).get("name")
-    fact_ids = list(tracker.get_latest_entity_values("fact"))
+    # Only text: a payload may carry any JSON, and an object here once crashed the action.
+    fact_ids = [value for value in tracker.get_latest_entity_values("fact") if isinstance(value, str)]
     return Turn(
         text=str(message.get("text") or ""),
         intent=intent,
@@ -56,8 +57,13 @@ class ActionAnswer(Action):
         turn = turn_from_tracker(tracker)
         reply = decide(turn, default_store().current())
         logger.info("reply kind=%s facts=%s reason=%s", reply.kind, ",".join(reply.facts), reply.reason)
+        # Stored with each bot message (BotUttered.metadata): how the turn ended, for the staff
+        # console and the evaluation, without re-deriving it from the text.
+        outcome = {"kind": reply.kind, "facts": list(reply.facts), "reason": reply.reason}
         for message in reply.messages:
-            dispatcher.utter_message(text=message.text, buttons=message.button_dicts() or None)
+            dispatcher.utter_message(text=message.text, buttons=message.button_dicts() or None, clinic=outcome)
+        if reply.kind == FORGET:  # the channel deletes the conversation once this turn is stored
+            dispatcher.utter_message(json_message={FORGET_KEY: True})
         events = [SlotSet(CLARIFYING_SLOT, reply.clarifying)]
         if reply.topic:
             events.append(SlotSet(LAST_TOPIC_SLOT, reply.topic))

@@ -1,16 +1,30 @@
-"""Rasa's REST channel, hardened for the open internet.
+"""Rasa's REST channel, hardened for the open internet; the website widget talks to it too.
 
-The stock channel answers a JSON array body or a failing dialogue with a 500
-and accepts any size of message. This one validates first and answers bad
-input with a clear 4xx, so nothing malformed reaches the dialogue. It keeps the
-stock URL (/webhooks/rest/webhook) and reply format.
+The stock channel trusts the client: it answers a broken body with a 500,
+accepts any size, lets the client choose which conversation it writes to, and
+reads a typed "/restart" as a command. This one checks everything first (a 4xx
+with a reason for anything malformed) and keeps the stock URL and reply format:
+
+    POST /webhooks/rest/webhook   {"sender": ..., "message": ..., "metadata": {...}}
+                                  -> [{"recipient_id": ..., "text": ..., "buttons": [...]}, ...]
+
+- Conversations belong to whoever holds their id (clinic/conversation_ids.py):
+  without an API key, "sender" must be an id this server issued; anything else
+  starts a new conversation, whose id comes back as every reply's recipient_id.
+  An integration with a key (REST_API_KEYS, `Authorization: Bearer <key>`)
+  chooses its own sender ids, kept apart from every other channel's.
+- Rate limits per conversation and per client address: a polite 429.
+- Typed "/intent{...}" only for a button the assistant offered (clinic/inbound.py).
+- "Delete my conversation", confirmed by its button, deletes it (docs/security.md).
+Details for integrators: docs/security.md.
 """
 
 from __future__ import annotations
 
+import hmac
 import json
 import logging
-from typing import Any, Awaitable, Callable, Dict, Tuple
+from typing import Any, Awaitable, Callable, Dict, List, Optional, Tuple
 
 from rasa.core.channels.channel import CollectingOutputChannel, InputChannel, UserMessage
 from sanic import Blueprint, response
@@ -18,11 +32,17 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 
 from clinic.channel_texts import apology_text, fact_text, is_blank
+from clinic.conversation_ids import ConversationIds, api_sender, load_secret
+from clinic.inbound import clean_metadata, readable_text, typed_commands
+from clinic.rate_limit import RateLimiter
+from clinic.settings import Settings
 from clinic.settings import current as current_settings
+from rasa_extensions.conversations import asks_to_forget, forget, offered_payloads
 
 logger = logging.getLogger(__name__)
 
-MAX_SENDER_CHARS = 128
+NO_STORE = {"Cache-Control": "no-store"}  # replies hold health information: no cache may keep them
+MIN_BODY_BYTES = 16 * 1024
 
 
 def max_message_chars() -> int:
@@ -30,44 +50,94 @@ def max_message_chars() -> int:
     return current_settings().max_message_chars
 
 
-def error(status: int, message: str, **extra: Any) -> HTTPResponse:
-    return response.json({"error": message, **extra}, status=status)
+def error(status: int, message: str, headers: Optional[Dict[str, str]] = None, **extra: Any) -> HTTPResponse:
+    return response.json({"error": message, **extra}, status=status, headers={**NO_STORE, **(headers or {})})
 
 
-def parse_request(body: bytes, limit: int) -> Tuple[Dict[str, Any] | None, HTTPResponse | None]:
-    """The validated {sender, message, metadata}, or the 4xx response to send instead."""
+def body_limit(max_chars: int) -> int:
+    """Bytes a valid request can need: every character escaped as \\uXXXX, plus room for the rest."""
+    return max(MIN_BODY_BYTES, 6 * max_chars + 4096)
+
+
+def parse_request(body: bytes, limit: int, content_type: str = "application/json"
+                  ) -> Tuple[Dict[str, Any] | None, HTTPResponse | None]:
+    """The validated {sender (as sent), message, metadata}, or the 4xx response to send instead."""
+    if content_type.split(";")[0].strip().lower() != "application/json":
+        # A cross-site page can post text/plain without asking first; JSON needs a CORS preflight.
+        return None, error(415, "Send the body as JSON, with the header Content-Type: application/json.")
+    if len(body) > body_limit(limit):
+        return None, error(413, f"The message is too long: please keep it under {limit} characters.",
+                           max_chars=limit)
     try:
         data = json.loads(body or b"")
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return None, error(400, "The body must be JSON such as {\"sender\": \"abc\", \"message\": \"hello\"}.")
     if not isinstance(data, dict):
         return None, error(400, "The body must be a JSON object.")
-    sender = data.get("sender")
-    if isinstance(sender, int) and not isinstance(sender, bool):
-        sender = str(sender)
-    if not isinstance(sender, str) or not sender.strip() or len(sender) > MAX_SENDER_CHARS:
-        return None, error(400, f"'sender' is required: text of 1 to {MAX_SENDER_CHARS} characters.")
     message = data.get("message")
     if not isinstance(message, str):
         return None, error(400, "'message' is required and must be text.")
     if len(message) > limit:
         return None, error(413, f"The message is too long: please keep it under {limit} characters.",
                            max_chars=limit)
-    metadata = data.get("metadata")
-    if metadata is not None and not isinstance(metadata, dict):
-        return None, error(400, "'metadata' must be a JSON object.")
-    return {"sender": sender.strip(), "message": message, "metadata": metadata}, None
+    cleaned = readable_text(message)
+    if cleaned is None:
+        return None, error(400, "The message holds characters that cannot be read; please type it again.")
+    metadata, problem = clean_metadata(data.get("metadata"))
+    if problem:
+        return None, error(400, problem)
+    return {"sender": data.get("sender"), "message": cleaned, "metadata": metadata}, None
 
 
 class ClinicRestInput(InputChannel):
     """POST /webhooks/rest/webhook {"sender": ..., "message": ...} -> list of bot messages."""
 
+    def __init__(self, settings: Optional[Settings] = None) -> None:
+        self._settings = settings
+        self._ids: Optional[ConversationIds] = None
+        self._per_sender: Optional[RateLimiter] = None
+        self._per_address: Optional[RateLimiter] = None
+
     @classmethod
     def name(cls) -> str:
         return "rest"
 
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            self._settings = current_settings()
+        return self._settings
+
+    def _prepare(self) -> None:
+        """At start-up, not import: the signing key may be a file to create."""
+        if self._ids is None:
+            self._ids = ConversationIds(load_secret(self.settings))
+            self._per_sender = RateLimiter(self.settings.rate_limit_per_sender)
+            self._per_address = RateLimiter(self.settings.rate_limit_per_address)
+
+    def integration(self, request: Request) -> Tuple[Optional[str], bool]:
+        """(the integration's name, True) for a valid API key; (None, True) for none; (None, False) for a wrong one."""
+        header = request.headers.get("authorization") or ""
+        if not header:
+            return None, True
+        scheme, _, key = header.partition(" ")
+        if scheme.lower() != "bearer":
+            return None, False
+        found = None
+        for name, expected in self.settings.rest_api_keys:
+            if hmac.compare_digest(key.strip().encode(), expected.encode()):
+                found = name
+        return found, found is not None
+
+    def too_many(self, limiter: Optional[RateLimiter], key: str) -> Optional[HTTPResponse]:
+        wait = limiter.retry_after(key) if limiter is not None else None
+        if wait is None:
+            return None
+        return error(429, fact_text("too_many_messages"), headers={"Retry-After": str(wait)}, retry_after=wait)
+
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         webhook = Blueprint("clinic_rest_webhook", __name__)
+        self._prepare()
 
         @webhook.route("/", methods=["GET"])
         async def health(request: Request) -> HTTPResponse:
@@ -75,21 +145,54 @@ class ClinicRestInput(InputChannel):
 
         @webhook.route("/webhook", methods=["POST"])
         async def receive(request: Request) -> HTTPResponse:
-            parsed, problem = parse_request(request.body, max_message_chars())
+            integration, authorised = self.integration(request)
+            if not authorised:
+                return error(401, "Unknown API key: check REST_API_KEYS, or send no Authorization header.")
+            if integration is None:
+                refused = self.too_many(self._per_address, request.ip or "unknown")
+                if refused is not None:
+                    return refused
+            parsed, problem = parse_request(request.body, max_message_chars(), request.content_type or "")
             if problem is not None:
                 return problem
-            if is_blank(parsed["message"]):
-                return response.json([{"recipient_id": parsed["sender"], "text": fact_text("empty_message")}])
+            assert parsed is not None and self._ids is not None  # parse_request returns exactly one of the two
+            if integration is not None:
+                client_id = parsed["sender"]
+                sender_id = api_sender(integration, client_id)
+                if sender_id is None:
+                    return error(400, "'sender' is required: 1 to 128 letters, digits, or . _ @ + -")
+            else:
+                sender_id = self._ids.verify(parsed["sender"])
+                client_id = parsed["sender"]
+                if sender_id is None:  # new, forged or altered: a new conversation, never someone else's
+                    client_id = self._ids.issue()
+                    sender_id = self._ids.verify(client_id)
+            assert sender_id is not None
+            refused = self.too_many(self._per_sender, sender_id)
+            if refused is not None:
+                return refused
+            text = parsed["message"]
+            if text.lstrip().startswith("/"):
+                text = typed_commands(text, await offered_payloads(request.app, sender_id))
+            if is_blank(text):
+                return self.reply(client_id, [{"text": fact_text("empty_message")}])
             collector = CollectingOutputChannel()
             try:
-                await on_new_message(UserMessage(
-                    parsed["message"], collector, parsed["sender"],
-                    input_channel=self.name(), metadata=parsed["metadata"],
-                ))
+                await on_new_message(UserMessage(text, collector, sender_id, input_channel=self.name(),
+                                                 metadata=parsed["metadata"]))
             except Exception:  # the dialogue failed; the patient still gets an answer
-                logger.exception("Could not handle a REST message from %s", parsed["sender"])
-            if not collector.messages:
-                return response.json([{"recipient_id": parsed["sender"], "text": apology_text()}])
-            return response.json(collector.messages)
+                logger.exception("Could not handle a REST message in conversation %s", sender_id)
+            messages = [m for m in collector.messages if not asks_to_forget(m)]
+            if len(messages) < len(collector.messages):
+                if forget(request.app, self.settings, sender_id, self.name()) is not None:
+                    messages.append({"custom": {"conversation_deleted": True}})
+            if not messages:
+                messages = [{"text": apology_text()}]
+            return self.reply(client_id, messages)
 
         return webhook
+
+    @staticmethod
+    def reply(client_id: str, messages: List[Dict[str, Any]]) -> HTTPResponse:
+        """The stock reply format, addressed with the id the client must send next time."""
+        return response.json([{**m, "recipient_id": client_id} for m in messages], headers=NO_STORE)

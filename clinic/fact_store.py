@@ -42,6 +42,8 @@ SYSTEM_FACTS = (
     "welcome", "urgent", "clarify", "clarify_failed", "out_of_scope",
     "human_handoff", "empty_message", "not_text", "action_error",
     "help",  # /help in the Telegram channel
+    "forget_confirm", "conversation_deleted", "conversation_kept",  # deleting a conversation on request
+    "too_many_messages",  # the rate limit's polite refusal
 )
 
 

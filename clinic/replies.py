@@ -21,6 +21,9 @@ from clinic.fact_store import Fact, Snapshot
 from clinic.safety import urgent_reason
 
 FALLBACK_INTENT = "nlu_fallback"
+FORGET = "forget"  # the reply that deletes the conversation (the channel does it: rasa_extensions/conversations.py)
+FORGET_FACT = "conversation_deleted"
+FORGET_KEY = "forget_conversation"  # the custom payload that tells the channel to delete
 OUT_OF_SCOPE = "out_of_scope"
 MAX_SUGGESTIONS = 3
 # Below this top confidence, a referring question is read in the light of the last topic.
@@ -60,7 +63,7 @@ class Turn:
 
 @dataclass(frozen=True)
 class Reply:
-    kind: str  # answer | urgent | clarify | handoff | empty | out_of_scope
+    kind: str  # answer | urgent | clarify | handoff | empty | out_of_scope | forget
     messages: Tuple[Message, ...]
     facts: Tuple[str, ...]
     topic: str | None = None  # the topic fact to remember for follow-up questions
@@ -111,11 +114,14 @@ def _contextual_intent(turn: Turn, snapshot: Snapshot) -> str | None:
 
 
 def _answer(snapshot: Snapshot, fact: Fact, kind: str = "answer", reason: str = "") -> Reply:
+    if fact.id == FORGET_FACT:
+        kind = FORGET  # whenever the assistant says it deleted the conversation, it is deleted
     topic = fact.id if any(is_topic_intent(i) for i in fact.intents) else None
     return Reply(kind, (render_fact(snapshot, fact),), (fact.id,), topic=topic, reason=reason)
 
 
 def _clarify(turn: Turn, snapshot: Snapshot) -> Reply:
+    fact: Fact | None
     if turn.clarifying:
         fact = snapshot.facts["clarify_failed"]
         return Reply("handoff", (render_fact(snapshot, fact),), (fact.id,), reason="second misunderstanding")
@@ -139,6 +145,7 @@ def _clarify(turn: Turn, snapshot: Snapshot) -> Reply:
 
 
 def _core_reply(turn: Turn, snapshot: Snapshot) -> Reply:
+    fact: Fact | None
     reason = urgent_reason(turn.text, turn.ranking, snapshot.warning_signs)
     if reason:
         return _answer(snapshot, snapshot.facts["urgent"], kind="urgent", reason=reason)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shlex
 import sys
 from dataclasses import dataclass
@@ -28,6 +29,9 @@ PROJECT_DIR = Path(__file__).resolve().parent.parent
 SQL_SCHEMES = ("postgresql", "postgresql+psycopg2", "sqlite")
 REDIS_SCHEMES = ("redis", "rediss")
 SQLITE_FILE = "conversations.db"
+MIN_SECRET_CHARS = 16
+INTEGRATION_NAME = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 class ConfigError(ValueError):
@@ -66,7 +70,30 @@ VARIABLES: Tuple[Variable, ...] = (
     Variable(("TRACKER_CACHE_SIZE",), "256", "conversations each Rasa instance keeps in memory between messages "
              "(0: off); they are still stored first"),
     Variable(("RETENTION_DAYS", "RETENTION_EVERY_HOURS"), "30, 24",
-             "delete conversations idle this long; how often `make run` purges (0: never)"),
+             "delete every message older than this, and logs too; how often `make run` purges (0: never)"),
+    Variable(("CONVERSATION_SECRET",), "generated once into `DATA_DIR`",
+             "signs the conversation ids the server gives the widget and REST clients; set the same value on "
+             "every instance"),
+    Variable(("REST_API_KEYS",), "unset (none)", "integrations allowed to choose their own sender ids over REST, "
+             "as `name:key` pairs, comma-separated ([docs/security.md](docs/security.md))"),
+    Variable(("RATE_LIMIT_PER_SENDER", "RATE_LIMIT_PER_ADDRESS"), "20, 60",
+             "messages a minute one conversation, or one client address without an API key, may send (0: no "
+             "limit); more get a polite 429"),
+    Variable(("ACTIONS_HOST", "ACTION_SERVER_TOKEN"), "127.0.0.1, unset",
+             "where the action server listens; the shared token Rasa must send it (required when not on loopback)"),
+    Variable(("LOG_LEVEL",), "INFO", "DEBUG also logs patients' words and whole requests: for a developer's machine "
+             "only"),
+    # The staff console (console/, docs/console.md)
+    Variable(("STAFF_PASSWORD", "STAFF_ACCOUNTS"), "unset (console off)",
+             "turn the staff console on: one shared password (at least 12 characters; account `staff`) and/or named "
+             "accounts as `name:hash` entries separated by spaces, each hash from `python -m console hash-password` "
+             "([docs/console.md](docs/console.md))"),
+    Variable(("CONSOLE_HOST", "CONSOLE_PORT"), "127.0.0.1, 5010", "where the staff console listens"),
+    Variable(("CONSOLE_HTTPS",), "false", "`true` when staff reach the console through HTTPS (a reverse proxy): its "
+             "cookie is then Secure; required when `CONSOLE_HOST` is not loopback"),
+    Variable(("FACT_REVIEW_DAYS",), "365", "a fact last reviewed longer ago than this is listed as due for review"),
+    Variable(("REVIEW_DIR",), "`data/review`", "where the console writes training proposals, and the reviewer's "
+             "accepted examples that `make train` reads"),
 )
 NAMES = frozenset(name for variable in VARIABLES for name in variable.names)
 
@@ -138,6 +165,33 @@ def _http_url(env: Mapping[str, str], name: str, default: str, example: str) -> 
     return url
 
 
+def _secret(env: Mapping[str, str], name: str) -> str:
+    value = _text(env, name)
+    if value and len(value) < MIN_SECRET_CHARS:
+        raise ConfigError(f"{name} is too short to be a secret: use at least {MIN_SECRET_CHARS} random characters")
+    return value
+
+
+def _api_keys(env: Mapping[str, str]) -> Tuple[Tuple[str, str], ...]:
+    keys: List[Tuple[str, str]] = []
+    for item in filter(None, (part.strip() for part in _text(env, "REST_API_KEYS").split(","))):
+        name, _, key = item.partition(":")
+        if not INTEGRATION_NAME.match(name) or len(key) < MIN_SECRET_CHARS:
+            raise ConfigError(f"REST_API_KEYS: expected name:key pairs (name of letters, digits, - or _; key of at "
+                              f"least {MIN_SECRET_CHARS} characters), not '{name}:…'")
+        keys.append((name, key))
+    if len({name for name, _ in keys}) != len(keys):
+        raise ConfigError("REST_API_KEYS: each integration name may appear once")
+    return tuple(keys)
+
+
+def _choice(env: Mapping[str, str], name: str, allowed: Tuple[str, ...], default: str) -> str:
+    value = _text(env, name).upper() or default
+    if value not in allowed:
+        raise ConfigError(f"{name}={value!r}: expected one of {', '.join(allowed)}")
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     """The whole configuration of one process, parsed and checked."""
@@ -163,11 +217,27 @@ class Settings:
     tracker_cache_size: Optional[int]  # None: not set, the store's own default
     retention_days: float
     retention_every_hours: float
+    conversation_secret: str  # '' = the one generated into DATA_DIR (conversation_ids.py)
+    rest_api_keys: Tuple[Tuple[str, str], ...]  # (integration name, key)
+    rate_limit_per_sender: int
+    rate_limit_per_address: int
+    actions_host: str
+    action_server_token: str
+    log_level: str
+    # the staff console
+    staff_password: str  # '' = no shared password
+    staff_accounts: Tuple[Tuple[str, str], ...]  # (name, Argon2 hash)
+    console_host: str
+    console_port: int
+    console_https: bool
+    fact_review_days: int
+    review_dir: Path
 
     @classmethod
     def from_env(cls, env: Optional[Mapping[str, str]] = None) -> Settings:
         env = os.environ if env is None else env
-        unknown_prefixed = sorted(n for n in env if n.startswith(("TELEGRAM_", "RETENTION_")) and n not in NAMES)
+        prefixes = ("TELEGRAM_", "RETENTION_", "RATE_LIMIT_", "STAFF_", "CONSOLE_")
+        unknown_prefixed = sorted(n for n in env if n.startswith(prefixes) and n not in NAMES)
         if unknown_prefixed:
             raise ConfigError(f"Unknown variable(s) {', '.join(unknown_prefixed)}: see the README's configuration "
                               "table for the names")
@@ -202,7 +272,28 @@ class Settings:
             retention_days=_number(env, "RETENTION_DAYS", 30.0, minimum=0, strictly_above=True,
                                    what="a number of days"),
             retention_every_hours=_number(env, "RETENTION_EVERY_HOURS", 24.0, minimum=0, what="a number of hours"),
+            conversation_secret=_secret(env, "CONVERSATION_SECRET"),
+            rest_api_keys=_api_keys(env),
+            rate_limit_per_sender=int(_number(env, "RATE_LIMIT_PER_SENDER", 20, int, what="a whole number")),
+            rate_limit_per_address=int(_number(env, "RATE_LIMIT_PER_ADDRESS", 60, int, what="a whole number")),
+            actions_host=_text(env, "ACTIONS_HOST") or "127.0.0.1",
+            action_server_token=_secret(env, "ACTION_SERVER_TOKEN"),
+            log_level=_choice(env, "LOG_LEVEL", ("DEBUG", "INFO", "WARNING", "ERROR"), "INFO"),
+            staff_password=_staff_password(env),
+            staff_accounts=_staff_accounts(env),
+            console_host=_text(env, "CONSOLE_HOST") or "127.0.0.1",
+            console_port=_port(env, "CONSOLE_PORT", 5010),
+            console_https=_flag(env, "CONSOLE_HTTPS"),
+            fact_review_days=int(_number(env, "FACT_REVIEW_DAYS", 365, int, minimum=1, what="a whole number of days")),
+            review_dir=_path(env, "REVIEW_DIR", Path("data/review")),
         )
+        if settings.console_host not in LOOPBACK and not settings.console_https:
+            raise ConfigError(f"CONSOLE_HOST={settings.console_host} would send staff passwords and patients' "
+                              "messages unencrypted: serve the console through HTTPS (a reverse proxy) and set "
+                              "CONSOLE_HTTPS=true, or keep CONSOLE_HOST=127.0.0.1")
+        if settings.actions_host not in LOOPBACK and not settings.action_server_token:
+            raise ConfigError(f"ACTIONS_HOST={settings.actions_host} exposes the action server beyond this machine: "
+                              "set ACTION_SERVER_TOKEN (a long random value) so only Rasa can call it")
         if settings.action_timeout_s >= settings.ticket_lock_lifetime_s:
             raise ConfigError(f"ACTION_TIMEOUT_S ({settings.action_timeout_s:g}) must be well under "
                               f"TICKET_LOCK_LIFETIME ({settings.ticket_lock_lifetime_s:g}): a conversation's lock "
@@ -217,6 +308,50 @@ class Settings:
     def conversations_url(self) -> str:
         """The SQLAlchemy URL of the conversations: TRACKER_STORE_URL, else the embedded SQLite file."""
         return self.tracker_store_url or f"sqlite:///{self.sqlite_path}"
+
+    @property
+    def console_enabled(self) -> bool:
+        """The staff console runs only when someone can sign in to it."""
+        return bool(self.staff_password or self.staff_accounts)
+
+
+# --- the staff console's variables ------------------------------------------------------------------
+
+MIN_STAFF_PASSWORD_CHARS = 12
+STAFF_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,32}$")
+SHARED_STAFF_ACCOUNT = "staff"  # the account STAFF_PASSWORD signs in to
+
+
+def _staff_password(env: Mapping[str, str]) -> str:
+    value = env.get("STAFF_PASSWORD") or ""  # not stripped: blanks may be part of a password
+    if value.strip() and len(value) < MIN_STAFF_PASSWORD_CHARS:
+        raise ConfigError(f"STAFF_PASSWORD is too short: use at least {MIN_STAFF_PASSWORD_CHARS} characters")
+    return value if value.strip() else ""
+
+
+def _staff_accounts(env: Mapping[str, str]) -> Tuple[Tuple[str, str], ...]:
+    """`name:$argon2id$...` entries separated by blanks (an Argon2 hash holds commas, never blanks)."""
+    accounts: List[Tuple[str, str]] = []
+    for item in _text(env, "STAFF_ACCOUNTS").replace(";", " ").split():
+        name, _, hashed = item.partition(":")
+        if not STAFF_NAME.match(name) or not hashed.startswith("$argon2"):
+            raise ConfigError(f"STAFF_ACCOUNTS: expected name:hash entries separated by spaces, the hash from "
+                              f"`python -m console hash-password` (starting $argon2id$), not '{name}:…'; quote the "
+                              "value with single quotes so the shell leaves the $ signs alone")
+        accounts.append((name, hashed))
+    names = [name for name, _ in accounts]
+    if len(set(names)) != len(names):
+        raise ConfigError("STAFF_ACCOUNTS: each name may appear once")
+    return tuple(accounts)
+
+
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    value = _text(env, name).lower()
+    if value in ("", "0", "false", "no", "off"):
+        return False
+    if value in ("1", "true", "yes", "on"):
+        return True
+    raise ConfigError(f"{name}={value!r}: expected true or false")
 
 
 @lru_cache(maxsize=1)
@@ -241,6 +376,10 @@ def shell_exports(settings: Settings) -> str:
         "ALLOWED_ORIGINS": " ".join(settings.allowed_origins),
         "RUN_DIR": str(settings.run_dir),
         "RETENTION_EVERY_HOURS": f"{settings.retention_every_hours:g}",
+        "ACTIONS_HOST": settings.actions_host,
+        "CONSOLE_ENABLED": "1" if settings.console_enabled else "0",
+        "CONSOLE_HOST": settings.console_host,
+        "CONSOLE_PORT": str(settings.console_port),
     }
     return "".join(f"export {name}={shlex.quote(value)}\n" for name, value in values.items())
 

@@ -43,6 +43,8 @@ def endpoints_sections(settings: Settings, tracker_store_type: str = TRACKER_STO
     sections: Dict[str, Section] = {
         "action_endpoint": {"url": settings.action_server_url, "enable_selective_domain": True},
     }
+    if settings.action_server_token:  # rasa_extensions/action_server.py requires it; Rasa expands the reference
+        sections["action_endpoint"]["headers"] = {"Authorization": "Bearer ${ACTION_SERVER_TOKEN}"}
     if settings.tracker_store_url:
         sections["tracker_store"] = {"type": tracker_store_type, "url": "${TRACKER_STORE_URL}"}
     else:

@@ -1,4 +1,4 @@
-"""Deletes stored conversations whose last event is older than RETENTION_DAYS (default 30).
+"""Deletes every stored message older than RETENTION_DAYS (default 30), and old logs.
 
 Why: conversations hold patients' health-related messages (see
 docs/deployment.md, "What is stored"); they are kept only as long as the
@@ -6,9 +6,12 @@ clinic needs them. Works on the store Rasa writes to (ops/endpoints.py):
 the embedded SQLite file or TRACKER_STORE_URL (PostgreSQL), through Rasa's
 `events` table (sender_id, timestamp).
 
-A whole conversation goes at once, never part of one. A conversation that gets
-a new message while the purge runs keeps that message (it starts a new
-session, so Rasa needs nothing older).
+Each event older than the limit goes, whatever the conversation did since: a
+message written 60 days ago is deleted even when the patient wrote again last
+week (Rasa needs only the current session, which starts after a long silence).
+Rotated logs under RUN_DIR older than the limit go too (the current logs are
+rotated first, copy-then-truncate, so a running process keeps writing), and
+each purge is recorded in the audit log (clinic/audit.py).
 
     python -m ops.retention               # once (make purge)
     python -m ops.retention --dry-run     # count only
@@ -20,62 +23,98 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import shutil
 import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import List, Optional
 
 import sqlalchemy as sa
 
+from clinic import audit
 from clinic.settings import ConfigError, Settings
 
 logger = logging.getLogger("retention")
 
-BATCH = 500  # conversations per DELETE: short transactions, small IN lists
+BATCH = 5000  # events per DELETE: short transactions while Rasa keeps serving
+ROTATED_SUFFIX = ".%Y%m%d"
 
 
 @dataclass(frozen=True)
 class PurgeResult:
-    conversations: int
+    conversations: int  # conversations that lost at least one message
+    emptied: int  # of those, conversations with nothing left
     events: int
-    cutoff: float  # Unix time; conversations idle since before this were deleted
+    cutoff: float  # Unix time; every event older than this was deleted
 
 
 def purge(url: str, days: float, now: Optional[float] = None, dry_run: bool = False) -> PurgeResult:
-    """Deletes every conversation whose newest event is older than `days`; safe to run while Rasa serves."""
+    """Deletes every event older than `days`, in every conversation; safe to run while Rasa serves."""
     cutoff = (time.time() if now is None else now) - days * 86400
     parsed = sa.engine.make_url(url)
     if parsed.get_backend_name() == "sqlite" and not os.path.exists(parsed.database or ""):
-        return PurgeResult(0, 0, cutoff)  # no conversation yet; do not create an empty file
+        return PurgeResult(0, 0, 0, cutoff)  # no conversation yet; do not create an empty file
     engine = sa.create_engine(parsed)
     try:
         if not sa.inspect(engine).has_table("events"):
-            return PurgeResult(0, 0, cutoff)  # Rasa has not stored anything yet
-        events = sa.table("events", sa.column("sender_id"), sa.column("timestamp"))
-        stale_query = (sa.select(events.c.sender_id).group_by(events.c.sender_id)
-                       .having(sa.func.max(events.c.timestamp) < cutoff))
+            return PurgeResult(0, 0, 0, cutoff)  # Rasa has not stored anything yet
+        events = sa.table("events", sa.column("id"), sa.column("sender_id"), sa.column("timestamp"))
+        old = events.c.timestamp < cutoff
+        per_sender = (sa.select(events.c.sender_id, sa.func.count(), sa.func.max(events.c.timestamp))
+                      .where(events.c.sender_id.in_(sa.select(events.c.sender_id).where(old)))
+                      .group_by(events.c.sender_id))
+        old_counts = (sa.select(events.c.sender_id, sa.func.count()).where(old).group_by(events.c.sender_id))
         with engine.connect() as conn:
-            stale: List[str] = [row[0] for row in conn.execute(stale_query)]
-        deleted = 0
-        for start in range(0, len(stale), BATCH):
-            batch = stale[start:start + BATCH]
-            condition = sa.and_(events.c.sender_id.in_(batch), events.c.timestamp < cutoff)
-            with engine.begin() as conn:
-                if dry_run:
-                    deleted += conn.execute(sa.select(sa.func.count()).select_from(events).where(condition)).scalar()
-                else:
-                    deleted += conn.execute(events.delete().where(condition)).rowcount
-        return PurgeResult(len(stale), deleted, cutoff)
+            touched = dict(conn.execute(old_counts).all())
+            emptied = sum(1 for _, _, newest in conn.execute(per_sender) if newest is not None and newest < cutoff)
+        total = sum(touched.values())
+        if not dry_run:
+            batch = sa.select(events.c.id).where(old).limit(BATCH).scalar_subquery()
+            while True:
+                with engine.begin() as conn:
+                    if conn.execute(events.delete().where(events.c.id.in_(batch))).rowcount == 0:
+                        break
+        return PurgeResult(len(touched), emptied, total, cutoff)
     finally:
         engine.dispose()
+
+
+def rotate_logs(run_dir: Path, days: float, now: Optional[float] = None) -> int:
+    """Copies each current log aside (then empties it) and deletes copies older than `days`; returns how many."""
+    now = time.time() if now is None else now
+    if not run_dir.is_dir():
+        return 0
+    stamp = time.strftime(ROTATED_SUFFIX, time.gmtime(now))
+    for log in run_dir.glob("*.log"):
+        if log.stat().st_size == 0:
+            continue
+        rotated = log.with_name(log.name + stamp)
+        with log.open("rb") as source, rotated.open("ab") as target:
+            shutil.copyfileobj(source, target)
+        os.chmod(rotated, 0o600)
+        with log.open("r+b") as current:  # the writer appends (O_APPEND), so it carries on at the new end
+            current.truncate(0)
+    deleted = 0
+    for old in run_dir.glob("*.log.*"):
+        if old.stat().st_mtime < now - days * 86400:
+            old.unlink()
+            deleted += 1
+    return deleted
 
 
 def run_once(settings: Settings, dry_run: bool = False) -> PurgeResult:
     days = settings.retention_days
     result = purge(settings.conversations_url, days, dry_run=dry_run)
+    logs = 0 if dry_run else rotate_logs(settings.run_dir, days)
     verb = "would delete" if dry_run else "deleted"
-    logger.info("Retention %s days: %s %d conversation(s), %d event(s) idle since before %s", f"{days:g}", verb,
-                result.conversations, result.events, time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(result.cutoff)))
+    logger.info("Retention %s days: %s %d message event(s) older than %s from %d conversation(s) (%d now empty); "
+                "%d old log file(s) deleted", f"{days:g}", verb, result.events,
+                time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(result.cutoff)), result.conversations,
+                result.emptied, logs)
+    if not dry_run:
+        audit.record(settings, "retention purge", by="retention", days=days, events=result.events,
+                     conversations=result.conversations, emptied=result.emptied, log_files=logs)
     return result
 
 

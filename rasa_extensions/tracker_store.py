@@ -35,15 +35,17 @@ Configured in the endpoints file (ops/endpoints.py writes it):
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import logging
+import os
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import sqlalchemy as sa
-from rasa.core.tracker_store import SQLTrackerStore
+from rasa.core.tracker_store import SQLTrackerStore, ensure_schema_exists
 from rasa.shared.core.events import SessionStarted
 from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.nlu.constants import INTENT_NAME_KEY
@@ -81,18 +83,28 @@ def _sqlite_wal(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def owner_only(database: Optional[str]) -> None:
+    """Health data: the SQLite file readable by this user only (SQLite gives its -wal/-shm files the same mode)."""
+    if database and database != ":memory:" and os.path.exists(database):
+        os.chmod(database, 0o600)
+
+
 def latest_session(rows: List[Row]) -> Tuple[Row, ...]:
     """The rows since the latest session start, by the rule of Rasa's `_event_query`.
 
     Rasa keeps the rows whose timestamp is at or after the latest `session_started`
     timestamp (all rows when there is none), in id order.
     """
-    starts = [row.timestamp for row in rows if row.type_name == SessionStarted.type_name]
-    starts = [t for t in starts if t is not None]
+    timestamps = [row.timestamp for row in rows if row.type_name == SessionStarted.type_name]
+    starts = [t for t in timestamps if t is not None]
     if not starts:
         return tuple(rows)
     start = max(starts)
     return tuple(row for row in rows if row.timestamp is not None and row.timestamp >= start)
+
+
+class StorageError(RuntimeError):
+    """The conversation store could not be read or written: the message fails, the process stays up."""
 
 
 class CachedSQLTrackerStore(SQLTrackerStore):
@@ -110,6 +122,37 @@ class CachedSQLTrackerStore(SQLTrackerStore):
         self._insert_sql = table.insert()
         if self.engine.dialect.name == "sqlite":
             sa.event.listen(self.engine, "connect", _sqlite_wal)
+            owner_only(self.engine.url.database)
+
+    @contextlib.contextmanager
+    def session_scope(self) -> Iterator[Any]:
+        """Rasa's session scope, minus its exit: Rasa calls sys.exit on any ValueError raised inside it.
+
+        Rasa reads every ValueError as "the PostgreSQL schema is missing" and stops the whole
+        process, so one message PostgreSQL cannot store (a NUL byte) stopped the service for
+        everyone. Here a failure is a StorageError for that one message; the schema check stays.
+        """
+        session = self.sessionmaker()
+        try:
+            try:
+                ensure_schema_exists(session)
+            except ValueError as exc:
+                raise StorageError(f"PostgreSQL schema '{exc}' was not found in the database") from None
+            yield session
+        except (ValueError, sa.exc.SQLAlchemyError) as exc:
+            raise StorageError(f"The conversation store failed: {type(exc).__name__}") from exc
+        finally:
+            session.close()
+
+    def forget(self, sender_id: str) -> int:
+        """Deletes every stored event of a conversation (a patient's request); returns how many."""
+        table = self.SQLEvent.__table__
+        self._conversations.pop(sender_id, None)
+        with self.session_scope() as session:
+            deleted = session.connection().execute(table.delete().where(table.c.sender_id == sender_id)).rowcount
+            session.commit()
+        self._conversations.pop(sender_id, None)  # a read that raced the delete must not survive it
+        return int(deleted or 0)
 
     def _fingerprint(self, session: Any, sender_id: str) -> Fingerprint:
         count, highest = session.connection().execute(self._fingerprint_sql, {"sender_id": sender_id}).one()

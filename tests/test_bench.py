@@ -24,8 +24,8 @@ def test_bench_measures_the_running_stack_and_writes_its_report(stack: Stack, tm
     assert len(texts) > 100
     assert serving.first_answer(stack, timeout=30) < 30
     prefix = new_sender("bench-smoke")
-    one = asyncio.run(serving.run_load(stack.url, texts, clients=1, messages=3, time_cap_s=30, sender_prefix=prefix))
-    many = asyncio.run(serving.run_load(stack.url, texts, clients=3, messages=6, time_cap_s=30, sender_prefix=prefix))
+    one = asyncio.run(serving.run_load(stack, texts, clients=1, messages=3, time_cap_s=30, sender_prefix=prefix))
+    many = asyncio.run(serving.run_load(stack, texts, clients=3, messages=6, time_cap_s=30, sender_prefix=prefix))
     assert (len(one["latencies_ms"]), one["errors"]) == (3, [])
     assert (len(many["latencies_ms"]), many["errors"]) == (6, [])
     memory = serving.memory_mb(stack)

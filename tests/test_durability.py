@@ -174,6 +174,7 @@ class Turn:
 
 def stored_events(url: str, sender: str) -> List[dict]:
     """The sender's events as Rasa stored them (every session), in storage order."""
+    sender = Stack.conversation_id(sender)
     engine = sa.create_engine(url)
     try:
         with engine.connect() as conn:
@@ -327,7 +328,7 @@ def test_load_on_two_instances_loses_and_duplicates_nothing(cluster: Cluster) ->
                 began = time.monotonic()
                 try:
                     reply = http.post(f"{instance.url}/webhooks/rest/webhook",
-                                      json={"sender": sender, "message": question}, timeout=60)
+                                      json={"sender": sender, "message": question}, headers=instance.auth, timeout=60)
                     reply.raise_for_status()
                     answer = texts(reply.json())
                 except (requests.RequestException, ValueError) as exc:

@@ -63,6 +63,16 @@ def test_production_urls_are_referenced_not_written_and_rasa_expands_them(tmp_pa
     assert (read.lock_store.type, read.lock_store.url) == (endpoints.LOCK_STORE_CLASS, env["LOCK_STORE_URL"])
 
 
+def test_the_action_server_token_is_referenced_and_rasa_sends_it(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    token = "a-long-random-action-server-token"
+    path = generate(tmp_path, {"ACTION_SERVER_TOKEN": token})
+    assert token not in path.read_text()
+    monkeypatch.setenv("ACTION_SERVER_TOKEN", token)
+    read = AvailableEndpoints.read_endpoints(str(path))
+    assert read.action.headers == {"Authorization": f"Bearer {token}"}
+
+
 @pytest.mark.parametrize("env, cache_size", [({}, DEFAULT_CACHE_SIZE), ({"TRACKER_CACHE_SIZE": "0"}, 0),
                                              ({"TRACKER_CACHE_SIZE": "16"}, 16)])
 def test_rasa_builds_our_cached_store_from_the_generated_file(tmp_path: Path, env: dict, cache_size: int) -> None:
@@ -135,27 +145,27 @@ def stored(url: str) -> dict:
     return dict(rows)
 
 
-def test_purge_deletes_whole_conversations_idle_longer_than_the_period(tmp_path: Path) -> None:
+def test_purge_deletes_every_message_older_than_the_period(tmp_path: Path) -> None:
     url = sqlite_store(tmp_path, {
-        "old": [90, 60, 45],      # last message 45 days ago: deleted
+        "old": [90, 60, 45],      # nothing newer than 45 days: the whole conversation goes
         "recent": [2, 1],          # kept
-        "resumed": [120, 100, 3],  # old history, but active 3 days ago: kept whole
+        "resumed": [120, 100, 3],  # active 3 days ago: its two old messages go all the same
         "edge": [29.9],            # inside 30 days: kept
     })
     result = retention.purge(url, days=30)
-    assert (result.conversations, result.events) == (1, 3)
-    assert stored(url) == {"recent": 2, "resumed": 3, "edge": 1}
+    assert (result.conversations, result.emptied, result.events) == (2, 1, 5)
+    assert stored(url) == {"recent": 2, "resumed": 1, "edge": 1}
 
 
 def test_dry_run_counts_and_deletes_nothing(tmp_path: Path) -> None:
     url = sqlite_store(tmp_path, {"old": [40, 35], "new": [1]})
     result = retention.purge(url, days=30, dry_run=True)
-    assert (result.conversations, result.events) == (1, 2)
+    assert (result.conversations, result.emptied, result.events) == (1, 1, 2)
     assert stored(url) == {"old": 2, "new": 1}
 
 
 def test_purge_before_anything_is_stored_creates_nothing(tmp_path: Path) -> None:
-    result = retention.run_once(Settings.from_env({"DATA_DIR": str(tmp_path / "data")}))
+    result = retention.run_once(Settings.from_env({"DATA_DIR": str(tmp_path / "data"), "RUN_DIR": str(tmp_path)}))
     assert result.conversations == 0 and not (tmp_path / "data" / "conversations.db").exists()
     empty = f"sqlite:///{tmp_path / 'empty.db'}"
     sa.create_engine(empty).connect().close()  # a database without Rasa's table
@@ -166,9 +176,26 @@ def test_purge_uses_the_store_rasa_uses_and_retention_days(tmp_path: Path) -> No
     data = tmp_path / "data"
     data.mkdir()
     sqlite_store(data, {"a": [10], "b": [3]})
-    result = retention.run_once(Settings.from_env({"DATA_DIR": str(data), "RETENTION_DAYS": "7"}))
+    result = retention.run_once(Settings.from_env({"DATA_DIR": str(data), "RETENTION_DAYS": "7",
+                                                   "RUN_DIR": str(tmp_path / "run")}))
     assert result.conversations == 1
+    entry = json.loads((data / "audit.log").read_text().splitlines()[-1])
+    assert entry["event"] == "retention purge" and entry["events"] == 1
+    assert (data / "audit.log").stat().st_mode & 0o777 == 0o600
     assert stored(f"sqlite:///{data / 'conversations.db'}") == {"b": 1}
+
+
+def test_logs_are_rotated_and_old_ones_deleted(tmp_path: Path) -> None:
+    import os
+
+    (tmp_path / "rasa.log").write_text("yesterday's lines\n")
+    old = tmp_path / "rasa.log.20200101"
+    old.write_text("ancient\n")
+    os.utime(old, (time.time() - 40 * DAY, time.time() - 40 * DAY))
+    assert retention.rotate_logs(tmp_path, days=30) == 1
+    assert not old.exists() and (tmp_path / "rasa.log").read_text() == ""
+    [rotated] = tmp_path.glob("rasa.log.*")
+    assert rotated.read_text() == "yesterday's lines\n" and rotated.stat().st_mode & 0o777 == 0o600
 
 
 # --- settings ------------------------------------------------------------------------------------

@@ -108,18 +108,10 @@
   var uiStorage = pickStorage(config.storage === "none" ? "none" : "session");
   var storageKey = "clinicChat:" + STORAGE_VERSION + ":" + config.server;
 
-  function newSenderId() {
-    if (window.crypto && typeof window.crypto.randomUUID === "function") { return window.crypto.randomUUID(); }
-    var bytes = new Uint8Array(16);
-    window.crypto.getRandomValues(bytes); // available outside secure contexts too
-    bytes[6] = (bytes[6] & 0x0f) | 0x40;
-    bytes[8] = (bytes[8] & 0x3f) | 0x80;
-    var hex = Array.prototype.map.call(bytes, function (b) { return (b + 256).toString(16).slice(1); }).join("");
-    return [hex.slice(0, 8), hex.slice(8, 12), hex.slice(12, 16), hex.slice(16, 20), hex.slice(20)].join("-");
-  }
-
   function freshState() {
-    return { senderId: newSenderId(), greeted: false, updatedAt: Date.now(), messages: [] };
+    // The server gives the conversation its id with the first reply (channels/rest.py): an id the
+    // browser made up would let anyone who learned it read and write this conversation.
+    return { senderId: "", greeted: false, updatedAt: Date.now(), messages: [] };
   }
 
   function loadState() {
@@ -388,16 +380,30 @@
     return request("/webhooks/rest/webhook", {
       method: "POST",
       headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ sender: state.senderId, message: message })
+      body: JSON.stringify(state.senderId ? { sender: state.senderId, message: message } : { message: message })
     });
   }
 
   function showReplies(replies) {
-    (Array.isArray(replies) ? replies : []).forEach(function (reply) {
+    replies = Array.isArray(replies) ? replies : [];
+    var deleted = false;
+    replies.forEach(function (reply) {
+      if (reply && typeof reply.recipient_id === "string" && reply.recipient_id) {
+        state.senderId = reply.recipient_id; // the id the server issued (or kept) for this conversation
+      }
+      if (reply && reply.custom && reply.custom.conversation_deleted === true) { deleted = true; }
       if (reply && typeof reply.text === "string" && reply.text) {
         addMessage({ from: "bot", text: reply.text, buttons: reply.buttons || [] });
       }
     });
+    if (deleted) { forgetLocally(); }
+  }
+
+  /** The server deleted the conversation at the patient's request: keep nothing of it in this browser either. */
+  function forgetLocally() {
+    if (storage) { storage.removeItem(storageKey); }
+    state = freshState();
+    saveState();
   }
 
   /**

@@ -37,8 +37,11 @@ from channels.telegram.api import BotApi, TelegramApiError
 from channels.telegram.format import send_message_params
 from channels.telegram.setup import TelegramConfig, register_webhook
 from channels.telegram.updates import Incoming, is_our_payload, read_update
-from clinic.channel_texts import apology_text, fact_message
+from clinic.channel_texts import apology_text, fact_message, fact_text
+from clinic.inbound import readable_text
+from clinic.rate_limit import RateLimiter
 from clinic.settings import current as current_settings
+from rasa_extensions.conversations import asks_to_forget, forget
 
 logger = logging.getLogger(__name__)
 
@@ -168,6 +171,9 @@ class TelegramChannel(InputChannel):
         self.queue = ChatQueue()
         self.recent = RecentUpdates()
         self._background: Set[asyncio.Task] = set()
+        self.settings = current_settings()
+        self.per_chat = RateLimiter(self.settings.rate_limit_per_sender)
+        self.app: Any = None  # the Rasa server's Sanic app, for its conversation store
 
     @classmethod
     def name(cls) -> str:
@@ -207,6 +213,7 @@ class TelegramChannel(InputChannel):
 
         @webhook.listener("after_server_start")
         async def start(app: Any, loop: Any) -> None:
+            self.app = app
             if self.api is not None:  # in the background: start-up never waits for Telegram
                 task = asyncio.create_task(self._register())
                 self._background.add(task)
@@ -232,7 +239,7 @@ class TelegramChannel(InputChannel):
                 return problem
             try:
                 update = json.loads(request.body or b"")
-            except (ValueError, UnicodeDecodeError):
+            except (ValueError, UnicodeDecodeError, RecursionError):
                 return _problem(400, "the body must be a JSON Telegram update")
             if not isinstance(update, dict):
                 return _problem(400, "the body must be a JSON object")
@@ -283,16 +290,23 @@ class TelegramChannel(InputChannel):
                   on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> None:
         """Runs the dialogue for one message and sends what it said, or the apology when it said nothing."""
         assert incoming.chat_id is not None
+        conversation = sender_id(incoming.chat_id)
+        if self.per_chat.retry_after(conversation) is not None:
+            await self.send(incoming, [{"text": fact_text("too_many_messages")}])
+            return
         limit = max_message_chars()
         collector = CollectingOutputChannel()
         try:
             await on_new_message(UserMessage(
-                text[:limit], collector, sender_id(incoming.chat_id), input_channel=self.name(),
+                (readable_text(text) or "")[:limit], collector, conversation, input_channel=self.name(),
                 metadata={"telegram": {"chat_type": incoming.chat_type, "message_id": incoming.message_id}},
             ))
         except Exception:  # the dialogue failed; the patient still gets an answer
             logger.exception("Could not handle a Telegram message from chat %s", incoming.chat_id)
-        await self.send(incoming, collector.messages or [{"text": apology_text()}])
+        messages = [m for m in collector.messages if not asks_to_forget(m)]
+        if len(messages) < len(collector.messages):
+            forget(self.app, self.settings, conversation, self.name())
+        await self.send(incoming, messages or [{"text": apology_text()}])
 
     async def send(self, incoming: Incoming, messages: List[Dict[str, Any]]) -> None:
         assert self.api is not None and incoming.chat_id is not None

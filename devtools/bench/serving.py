@@ -77,7 +77,7 @@ def start_timed(stack: Stack) -> Dict[str, float]:
             "stack_to_first_answer_s": answered - start}
 
 
-async def run_load(url: str, texts: Sequence[str], clients: int, messages: int, time_cap_s: float,
+async def run_load(stack: Stack, texts: Sequence[str], clients: int, messages: int, time_cap_s: float,
                    sender_prefix: str) -> Dict[str, Any]:
     """`clients` concurrent REST clients sending `messages` in all (or until `time_cap_s`).
 
@@ -91,7 +91,7 @@ async def run_load(url: str, texts: Sequence[str], clients: int, messages: int, 
     errors: List[str] = []
     issued = 0
     deadline = time.monotonic() + time_cap_s
-    webhook = f"{url}/webhooks/rest/webhook"
+    webhook = f"{stack.url}/webhooks/rest/webhook"
 
     async def client(number: int, session: aiohttp.ClientSession) -> None:
         nonlocal issued
@@ -103,7 +103,7 @@ async def run_load(url: str, texts: Sequence[str], clients: int, messages: int, 
             text = texts[(index * 7 + number) % len(texts)]
             start = time.perf_counter()
             try:
-                async with session.post(webhook, json={"sender": sender, "message": text}) as reply:
+                async with session.post(webhook, json={"sender": sender, "message": text}, headers=stack.auth) as reply:
                     body = await reply.json()
                     if reply.status != 200 or not body:
                         errors.append(f"{reply.status}: {str(body)[:100]}")
@@ -158,13 +158,13 @@ def measure_servers(models: Dict[str, Path], workdir: Path, messages: int, round
             print(f"   start-up: {name}", flush=True)
             out[name]["startup"] = start_timed(stacks[name])
         for name in names:
-            asyncio.run(run_load(stacks[name].url, texts, 1, WARMUP_MESSAGES, 60, f"warm-{name}"))
+            asyncio.run(run_load(stacks[name], texts, 1, WARMUP_MESSAGES, 60, f"warm-{name}"))
             out[name]["memory_warm"] = memory_mb(stacks[name])
         per_round = max(1, messages // rounds)
         for round_no in range(rounds):
             for level in levels:
                 for name in names if (round_no + level) % 2 == 0 else names[::-1]:
-                    result = asyncio.run(run_load(stacks[name].url, texts, level, per_round, LEVEL_TIME_CAP_S,
+                    result = asyncio.run(run_load(stacks[name], texts, level, per_round, LEVEL_TIME_CAP_S,
                                                   new_sender(f"{name}-r{round_no}-l{level}")))
                     runs.setdefault((name, level), []).append(result)
                     print(f"   round {round_no + 1}/{rounds}, {level:>2} client(s), {name:<8}: "

@@ -10,6 +10,7 @@ private copy of the fact store (private_fact_store), which tests read back
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -28,6 +29,7 @@ from clinic.fact_store import DEFAULT_FACTS_DIR, DEFAULT_SETTINGS, FactStore, Sn
 PROJECT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 STARTUP_TIMEOUT_S = 240
+TEST_INTEGRATION = "tests"
 
 
 def free_port() -> int:
@@ -108,6 +110,27 @@ class Stack:
     actions: Optional[subprocess.Popen] = None
     rasa: Optional[subprocess.Popen] = None
     model: Optional[Path] = None
+    # Tests talk over REST as an integration holding an API key, so they choose their senders
+    # (clinic/conversation_ids.py); the widget's tests and the security tests go without one.
+    api_key: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    conversation_secret: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+
+    @property
+    def base_env(self) -> Dict[str, str]:
+        """What every test stack runs with, before the test's own env."""
+        return {"TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONWARNINGS": "ignore",
+                "REST_API_KEYS": f"{TEST_INTEGRATION}:{self.api_key}",
+                "CONVERSATION_SECRET": self.conversation_secret,
+                "RATE_LIMIT_PER_ADDRESS": "600"}  # one machine plays every patient
+
+    @property
+    def auth(self) -> Dict[str, str]:
+        return {"Authorization": f"Bearer {self.api_key}"}
+
+    @staticmethod
+    def conversation_id(sender: str) -> str:
+        """Where Rasa stores the conversation of a sender this stack's `say` used."""
+        return f"api:{TEST_INTEGRATION}:{sender}"
 
     @property
     def url(self) -> str:
@@ -120,7 +143,7 @@ class Stack:
     def _spawn(self, name: str, args: List[str]) -> subprocess.Popen:
         self.workdir.mkdir(parents=True, exist_ok=True)
         log = self.workdir / f"{name}.log"
-        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONWARNINGS": "ignore", **self.env}
+        env = {**os.environ, **self.base_env, **self.env}
         return subprocess.Popen(
             args, cwd=PROJECT, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True,
         )
@@ -129,14 +152,17 @@ class Stack:
         path = self.workdir / "endpoints.yml"
         path.parent.mkdir(parents=True, exist_ok=True)
         selective = str(self.selective_domain).lower()
+        token = ('  headers:\n    Authorization: Bearer ${ACTION_SERVER_TOKEN}\n'
+                 if self.env.get("ACTION_SERVER_TOKEN") else "")  # as ops/endpoints.py writes it
         path.write_text(f'action_endpoint:\n  url: "{self.actions_url}/webhook"\n'
-                        f"  enable_selective_domain: {selective}\n{self.endpoints_extra}")
+                        f"  enable_selective_domain: {selective}\n{token}{self.endpoints_extra}")
         return path
 
     def start_actions(self) -> None:
         command = ([str(BIN / "rasa"), "run", "actions"] if self.stock_commands
-                   else [str(BIN / "python"), "-m", "rasa_sdk"])  # as `make run` starts it: no Rasa import
-        self.actions = self._spawn("actions", [*command, "--actions", "actions", "--port", str(self.actions_port)])
+                   else [str(BIN / "python"), "-m", "rasa_extensions.action_server"])  # as `make run` starts it
+        self.actions = self._spawn("actions", [*command, "--port", str(self.actions_port)]
+                                   + (["--actions", "actions"] if self.stock_commands else []))
         wait_until(f"{self.actions_url}/health", self.actions, self.workdir / "actions.log")
 
     def start_rasa(self) -> None:
@@ -161,6 +187,6 @@ class Stack:
 
     def say(self, sender: str, message: str, timeout: float = 30) -> List[dict]:
         reply = requests.post(f"{self.url}/webhooks/rest/webhook", json={"sender": sender, "message": message},
-                              timeout=timeout)
+                              headers=self.auth, timeout=timeout)
         reply.raise_for_status()
         return reply.json()
