@@ -15,8 +15,8 @@ test: install         ## Every check: lint, unit tests, data validation, trainin
 install:              ## Create .venv with Python 3.10 and the pinned dependencies
 	@ops/bootstrap.sh
 
-train: install        ## Train the model if the training data changed
-	$(BIN)/rasa train
+train: install        ## Train the model if the training data changed (keeps the newest 3 models)
+	$(BIN)/python -m ops.models
 
 lint: install
 	$(BIN)/ruff check $(PY_DIRS)

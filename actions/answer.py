@@ -15,6 +15,7 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from clinic.fact_store import default_store
 from clinic.replies import FORGET, FORGET_KEY, Turn, decide, ranking_from
+from clinic.urgent import urgent_custom
 
 logger = logging.getLogger(__name__)
 
@@ -55,13 +56,16 @@ class ActionAnswer(Action):
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                   domain: Dict[str, Any]) -> List[Dict[str, Any]]:
         turn = turn_from_tracker(tracker)
-        reply = decide(turn, default_store().current())
+        snapshot = default_store().current()
+        reply = decide(turn, snapshot)
         logger.info("reply kind=%s facts=%s reason=%s", reply.kind, ",".join(reply.facts), reply.reason)
         # Stored with each bot message (BotUttered.metadata): how the turn ended, for the staff
         # console and the evaluation, without re-deriving it from the text.
         outcome = {"kind": reply.kind, "facts": list(reply.facts), "reason": reply.reason}
         for message in reply.messages:
             dispatcher.utter_message(text=message.text, buttons=message.button_dicts() or None, clinic=outcome)
+        if reply.kind == "urgent":  # the numbers as data too, so a channel can offer call buttons
+            dispatcher.utter_message(json_message=urgent_custom(snapshot), clinic=outcome)
         if reply.kind == FORGET:  # the channel deletes the conversation once this turn is stored
             dispatcher.utter_message(json_message={FORGET_KEY: True})
         events = [SlotSet(CLARIFYING_SLOT, reply.clarifying)]

@@ -24,23 +24,35 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import re
 from typing import Any, Awaitable, Callable, Dict, List, Optional, Tuple
 
 from rasa.core.channels.channel import CollectingOutputChannel, InputChannel, UserMessage
+from rasa.core.lock_store import LockError
 from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
-from clinic.channel_texts import apology_text, fact_text, is_blank
+from clinic.channel_texts import fact_text, fallback, is_blank
 from clinic.conversation_ids import ConversationIds, api_sender, load_secret
 from clinic.inbound import clean_metadata, readable_text, typed_commands
 from clinic.rate_limit import RateLimiter
 from clinic.settings import Settings
 from clinic.settings import current as current_settings
-from rasa_extensions.conversations import asks_to_forget, forget, offered_payloads
+from rasa_extensions.conversations import (
+    asks_to_forget,
+    forget,
+    offered_payloads,
+    record_feedback,
+    storage_problem,
+)
+from rasa_extensions.tracker_store import StorageError
+from rasa_extensions.turns import EXPLICIT_ID_ATTRIBUTE
 
 logger = logging.getLogger(__name__)
 
+MESSAGE_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+STORE_RETRY_AFTER_S = 5
 NO_STORE = {"Cache-Control": "no-store"}  # replies hold health information: no cache may keep them
 MIN_BODY_BYTES = 16 * 1024
 
@@ -86,7 +98,10 @@ def parse_request(body: bytes, limit: int, content_type: str = "application/json
     metadata, problem = clean_metadata(data.get("metadata"))
     if problem:
         return None, error(400, problem)
-    return {"sender": data.get("sender"), "message": cleaned, "metadata": metadata}, None
+    message_id = data.get("message_id")
+    if message_id is not None and (not isinstance(message_id, str) or not MESSAGE_ID.match(message_id)):
+        return None, error(400, "'message_id' must be 8 to 64 letters, digits, - or _ (a UUID fits).")
+    return {"sender": data.get("sender"), "message": cleaned, "metadata": metadata, "message_id": message_id}, None
 
 
 class ClinicRestInput(InputChannel):
@@ -141,7 +156,11 @@ class ClinicRestInput(InputChannel):
 
         @webhook.route("/", methods=["GET"])
         async def health(request: Request) -> HTTPResponse:
-            return response.json({"status": "ok"})
+            """For load balancers: ok only when a real write to the conversation store succeeds."""
+            problem = await storage_problem(request.app)
+            if problem is not None:
+                return response.json({"status": "unavailable", "problem": problem}, status=503, headers=NO_STORE)
+            return response.json({"status": "ok"}, headers=NO_STORE)
 
         @webhook.route("/webhook", methods=["POST"])
         async def receive(request: Request) -> HTTPResponse:
@@ -177,9 +196,15 @@ class ClinicRestInput(InputChannel):
             if is_blank(text):
                 return self.reply(client_id, [{"text": fact_text("empty_message")}])
             collector = CollectingOutputChannel()
+            message = UserMessage(text, collector, sender_id, input_channel=self.name(),
+                                  metadata=parsed["metadata"], message_id=parsed["message_id"])
+            setattr(message, EXPLICIT_ID_ATTRIBUTE, parsed["message_id"] is not None)
             try:
-                await on_new_message(UserMessage(text, collector, sender_id, input_channel=self.name(),
-                                                 metadata=parsed["metadata"]))
+                await on_new_message(message)
+            except (StorageError, LockError) as exc:  # not stored: say so, and let the client send it again
+                logger.error("Conversation %s could not be stored (%s): answered 503", sender_id,
+                             type(exc).__name__)
+                return self.unavailable(client_id, text)
             except Exception:  # the dialogue failed; the patient still gets an answer
                 logger.exception("Could not handle a REST message in conversation %s", sender_id)
             messages = [m for m in collector.messages if not asks_to_forget(m)]
@@ -187,12 +212,63 @@ class ClinicRestInput(InputChannel):
                 if forget(request.app, self.settings, sender_id, self.name()) is not None:
                     messages.append({"custom": {"conversation_deleted": True}})
             if not messages:
-                messages = [{"text": apology_text()}]
+                messages = fallback(text)
             return self.reply(client_id, messages)
+
+        @webhook.route("/feedback", methods=["POST"])
+        async def feedback(request: Request) -> HTTPResponse:
+            """A thumbs up or down on the latest answer: {"sender": <conversation id>, "value": "up"|"down"}."""
+            integration, authorised = self.integration(request)
+            if not authorised:
+                return error(401, "Unknown API key: check REST_API_KEYS, or send no Authorization header.")
+            if (request.content_type or "").split(";")[0].strip().lower() != "application/json":
+                return error(415, "Send the body as JSON, with the header Content-Type: application/json.")
+            try:
+                data = json.loads(request.body[:MIN_BODY_BYTES] or b"")
+            except (ValueError, UnicodeDecodeError, RecursionError):
+                data = None
+            if not isinstance(data, dict) or data.get("value") not in ("up", "down"):
+                return error(400, 'Send {"sender": "<conversation id>", "value": "up" or "down"}.')
+            assert self._ids is not None
+            sender_id = (api_sender(integration, data.get("sender")) if integration is not None
+                         else self._ids.verify(data.get("sender")))
+            if sender_id is None:
+                return error(404, "No such conversation.")
+            refused = self.too_many(self._per_sender, sender_id)
+            if refused is not None:
+                return refused
+            try:
+                recorded = await record_feedback(request.app, sender_id, data["value"])
+            except (StorageError, LockError):
+                return error(503, "Your feedback could not be saved just now; please try again.",
+                             headers={"Retry-After": str(STORE_RETRY_AFTER_S)})
+            if not recorded:
+                return error(404, "There is no answer to give feedback on yet.")
+            return response.empty(status=204, headers=NO_STORE)
 
         return webhook
 
     @staticmethod
+    def unavailable(client_id: str, text: str) -> HTTPResponse:
+        """503: the message was not stored. The body still carries what the patient must know now."""
+        messages = fallback(text)
+        urgent = any((m.get("custom") or {}).get("urgent") for m in messages)
+        return response.json({"error": "Your message could not be saved just now. It will be sent again in a moment.",
+                              "urgent": urgent, "text": messages[0]["text"], "recipient_id": client_id,
+                              **({"custom": messages[0]["custom"]} if "custom" in messages[0] else {})},
+                             status=503, headers={**NO_STORE, "Retry-After": str(STORE_RETRY_AFTER_S)})
+
+    @staticmethod
     def reply(client_id: str, messages: List[Dict[str, Any]]) -> HTTPResponse:
-        """The stock reply format, addressed with the id the client must send next time."""
-        return response.json([{**m, "recipient_id": client_id} for m in messages], headers=NO_STORE)
+        """The stock reply format, addressed with the id the client must send next time.
+
+        Data sent on its own (the urgent answer's phones) joins the text it belongs to, so a
+        client sees one message with its text and its call buttons.
+        """
+        merged: List[Dict[str, Any]] = []
+        for message in messages:
+            if merged and "custom" in message and not message.get("text") and "custom" not in merged[-1]:
+                merged[-1] = {**merged[-1], "custom": message["custom"]}
+            else:
+                merged.append(dict(message))
+        return response.json([{**m, "recipient_id": client_id} for m in merged], headers=NO_STORE)

@@ -13,10 +13,11 @@ so the apology carries the clinic's phone number.
 from __future__ import annotations
 
 import logging
-from typing import Any, Dict
+from typing import Any, Dict, List
 
 from clinic.fact_store import default_store
 from clinic.replies import render_fact
+from clinic.urgent import fallback_messages
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +45,14 @@ def fact_message(fact_id: str) -> Dict[str, Any]:
 
 def apology_text() -> str:
     return fact_text("action_error")
+
+
+def fallback(text: str) -> List[Dict[str, Any]]:
+    """The reply when the dialogue could not answer: urgent when the words call for it, else the apology."""
+    try:
+        return fallback_messages(default_store().current(), text)
+    except Exception:  # the store is unreadable: fact_text logs it and still says something
+        return [{"text": apology_text()}]
 
 
 def is_blank(text: str) -> bool:

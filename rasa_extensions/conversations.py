@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Any, Dict, List, Optional, Tuple
 
-from rasa.shared.core.events import BotUttered, UserUttered
+from rasa.shared.core.events import BotUttered, SlotSet, UserUttered
 
 from clinic import audit
 from clinic.replies import FORGET_KEY
@@ -44,6 +44,52 @@ async def offered_payloads(app: Any, sender_id: str) -> Tuple[str, ...]:
             payloads += [b["payload"] for b in event.data.get("buttons") or []
                          if isinstance(b, dict) and isinstance(b.get("payload"), str)]
     return tuple(payloads)
+
+
+FEEDBACK_SLOT = "feedback"
+
+
+def answered_fact(events: List[Any]) -> Optional[str]:
+    """The fact of the latest answer in the conversation (the bot message's stored outcome)."""
+    for event in reversed(events):
+        if isinstance(event, BotUttered):
+            outcome = (event.metadata or {}).get("clinic") or {}
+            facts = [f for f in outcome.get("facts") or [] if f != "welcome"]
+            if outcome.get("kind") in ("answer", "out_of_scope") and facts:
+                return str(facts[-1])
+    return None
+
+
+async def record_feedback(app: Any, sender_id: str, value: str) -> bool:
+    """Stores a thumbs up/down on the latest answer as a slot event; False when there is no answer yet."""
+    agent, store = _agent(app), _store(app)
+    if agent is None or store is None:
+        return False
+    async with agent.lock_store.lock(sender_id):  # never interleaved with a message being answered
+        tracker = await store.retrieve(sender_id)
+        fact = answered_fact(list(tracker.events)) if tracker is not None else None
+        if tracker is None or fact is None:
+            return False
+        tracker.update(SlotSet(FEEDBACK_SLOT, {"value": value, "fact": fact}))
+        await store.save(tracker)
+    return True
+
+
+async def storage_problem(app: Any) -> Optional[str]:
+    """None when a real write to the conversation store and a ping of the lock store succeed; else why not."""
+    import asyncio
+
+    store = _store(app)
+    agent = _agent(app)
+    try:
+        if store is not None and hasattr(store, "check_writable"):
+            await asyncio.get_running_loop().run_in_executor(None, store.check_writable)
+        red = getattr(getattr(agent, "lock_store", None), "red", None)
+        if red is not None:
+            await asyncio.get_running_loop().run_in_executor(None, red.ping)
+    except Exception as exc:  # reported to the load balancer, never raised
+        return f"{type(exc).__name__}: {exc}" if "Cannot write" in str(exc) else type(exc).__name__
+    return None
 
 
 def asks_to_forget(message: Dict[str, Any]) -> bool:

@@ -11,8 +11,12 @@ transaction (WATCH/MULTI/EXEC, retried when another instance got in between).
 
 Also, compared with the stock store:
 - a waiting message polls every `wait_time_s` (default 0.1 s) instead of 1 s;
+- a ticket lives 6 s and is renewed while its instance waits or works, so an
+  instance killed mid-message holds its conversations for seconds, not a minute;
 - a lock key expires in Redis with its last ticket, so an instance killed
   mid-message leaves nothing behind;
+- Redis being down is a LockError for that message (the channels answer 503),
+  never a crash;
 - it is configured by one URL (redis://[:password@]host:port/db, rediss:// for TLS), or
   by Rasa's keys (url: host, port, db, password, use_ssl) as the Helm chart writes them.
 
@@ -24,10 +28,12 @@ endpoints.yml (written by ops/endpoints.py when LOCK_STORE_URL is set):
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
-from typing import Any, Callable, Optional, Tuple, TypeVar, cast
+from contextlib import asynccontextmanager
+from typing import Any, AsyncIterator, Callable, Optional, Tuple, TypeVar, cast
 
 import redis
 from rasa.core.lock import TicketLock
@@ -41,6 +47,7 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 DEFAULT_WAIT_TIME_S = 0.1
+DEFAULT_TICKET_LIFETIME_S = 6.0
 DEFAULT_SOCKET_TIMEOUT_S = 10.0
 MAX_ATTEMPTS = 100  # optimistic transactions retried; contention is per conversation, so this is never reached
 DEFAULT_URL = "redis://localhost:6379/1"
@@ -55,13 +62,15 @@ class AtomicRedisLockStore(LockStore):
 
     def __init__(self, endpoint_config: Optional[EndpointConfig] = None, url: Optional[str] = None,
                  key_prefix: Optional[str] = None, socket_timeout: float = DEFAULT_SOCKET_TIMEOUT_S,
-                 wait_time_s: float = DEFAULT_WAIT_TIME_S) -> None:
+                 wait_time_s: float = DEFAULT_WAIT_TIME_S,
+                 ticket_lifetime_s: float = DEFAULT_TICKET_LIFETIME_S) -> None:
         check_rasa_version()
         options: dict = dict(endpoint_config.kwargs) if endpoint_config else {}
         url = url or (endpoint_config.url if endpoint_config else None) or DEFAULT_URL
         key_prefix = options.get("key_prefix", key_prefix)
         socket_timeout = float(options.get("socket_timeout", socket_timeout))
         self.wait_time_s = float(options.get("wait_time_s", wait_time_s))
+        self.ticket_lifetime_s = float(options.get("ticket_lifetime_s", ticket_lifetime_s))
         timeouts: dict[str, Any] = {"socket_timeout": socket_timeout, "socket_connect_timeout": socket_timeout}
         if "://" in url:
             self.red = redis.StrictRedis.from_url(url, **timeouts)
@@ -104,6 +113,8 @@ class AtomicRedisLockStore(LockStore):
                     return result
                 except redis.WatchError:
                     continue  # another instance changed this lock first: read it again
+                except redis.RedisError as exc:  # Redis down or unreachable: the message is not processed
+                    raise LockError(f"The lock store is unavailable ({type(exc).__name__})") from exc
         raise LockError(f"Lock for conversation '{conversation_id}' kept changing; gave up after {MAX_ATTEMPTS} tries")
 
     @staticmethod
@@ -123,10 +134,17 @@ class AtomicRedisLockStore(LockStore):
             lock = lock or self.create_lock(conversation_id)
             return lock, lock.issue_ticket(lock_lifetime)
 
-        try:
-            return self._change(conversation_id, issue)
-        except redis.RedisError as exc:
-            raise LockError(f"Error while acquiring lock. Error:\n{exc}") from exc
+        return self._change(conversation_id, issue)
+
+    def renew(self, conversation_id: str, ticket_number: int) -> None:
+        """Pushes a live ticket's expiry `ticket_lifetime_s` ahead (nothing when it is gone)."""
+        def extend(lock: Optional[TicketLock]) -> Tuple[Optional[TicketLock], None]:
+            for ticket in lock.tickets if lock is not None else []:
+                if ticket.number == ticket_number:
+                    ticket.expires = time.time() + self.ticket_lifetime_s
+            return lock, None
+
+        self._change(conversation_id, extend)
 
     def update_lock(self, conversation_id: str) -> None:
         def drop_expired(lock: Optional[TicketLock]) -> Tuple[Optional[TicketLock], None]:
@@ -153,6 +171,32 @@ class AtomicRedisLockStore(LockStore):
             self._write(pipe, self.key_prefix + lock.conversation_id, lock)
             pipe.execute()
 
-    async def _acquire_lock(self, conversation_id: str, ticket: int, wait_time_in_seconds: float) -> TicketLock:
-        """Rasa's wait for a ticket's turn, polling every `wait_time_s`: Rasa's agent always asks for 1 s."""
-        return await super()._acquire_lock(conversation_id, ticket, self.wait_time_s)
+    @asynccontextmanager
+    async def lock(self, conversation_id: str, lock_lifetime: float = LOCK_LIFETIME,
+                   wait_time_in_seconds: float = 1) -> AsyncIterator[TicketLock]:
+        """Rasa's ticket lock, with short-lived tickets renewed while their instance lives.
+
+        Rasa's ticket lives TICKET_LOCK_LIFETIME (60 s) whatever happens, so when an instance
+        dies mid-message its patients wait a minute. Here a ticket lives `ticket_lifetime_s`
+        (6 s) and this instance renews it every third of that while it waits or works; a dead
+        instance stops renewing and its conversations are free within seconds. Waiting polls
+        every `wait_time_s` (Rasa's agent always asks for 1 s).
+        """
+        ticket = self.issue_ticket(conversation_id, self.ticket_lifetime_s)
+        renewal = asyncio.create_task(self._keep_alive(conversation_id, ticket))
+        try:
+            yield await self._acquire_lock(conversation_id, ticket, self.wait_time_s)
+        finally:
+            renewal.cancel()
+            try:
+                self.cleanup(conversation_id, ticket)
+            except LockError:  # Redis went away: the ticket expires on its own within seconds
+                logger.warning("Could not release the lock of conversation %s; it expires by itself", conversation_id)
+
+    async def _keep_alive(self, conversation_id: str, ticket: int) -> None:
+        while True:
+            await asyncio.sleep(self.ticket_lifetime_s / 3)
+            try:
+                self.renew(conversation_id, ticket)
+            except LockError:
+                logger.warning("Could not renew the lock of conversation %s", conversation_id)

@@ -40,6 +40,7 @@ import itertools
 import json
 import logging
 import os
+import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Dict, Iterator, List, Optional, Tuple
@@ -112,7 +113,10 @@ class CachedSQLTrackerStore(SQLTrackerStore):
 
     def __init__(self, *args: Any, cache_size: int = DEFAULT_CACHE_SIZE, **kwargs: Any) -> None:
         check_rasa_version()
-        super().__init__(*args, **kwargs)
+        try:
+            super().__init__(*args, **kwargs)
+        except sa.exc.SQLAlchemyError as exc:
+            raise StorageError(f"Cannot open the conversation store: {type(exc).__name__}: {exc}") from exc
         self.cache_size = max(0, int(cache_size))
         self._conversations: OrderedDict[str, Conversation] = OrderedDict()
         # Core statements built once: the ORM's per-call query building cost more than the query.
@@ -123,6 +127,7 @@ class CachedSQLTrackerStore(SQLTrackerStore):
         if self.engine.dialect.name == "sqlite":
             sa.event.listen(self.engine, "connect", _sqlite_wal)
             owner_only(self.engine.url.database)
+        self.check_writable()  # fail at start-up, loudly and by name, not at the first patient
 
     @contextlib.contextmanager
     def session_scope(self) -> Iterator[Any]:
@@ -143,6 +148,29 @@ class CachedSQLTrackerStore(SQLTrackerStore):
             raise StorageError(f"The conversation store failed: {type(exc).__name__}") from exc
         finally:
             session.close()
+
+    @property
+    def where(self) -> str:
+        """The database, for messages: the SQLite path, or the URL without its password."""
+        url = self.engine.url
+        return str(url.database) if url.get_backend_name() == "sqlite" else url.render_as_string(hide_password=True)
+
+    def check_writable(self) -> None:
+        """Writes and commits one row of a small table of ours: start-up and the health check prove a real write.
+
+        A read-only folder, a full disk or a database that refuses writes is then found before a
+        patient's message is, and named: "Cannot write conversations to /path/conversations.db".
+        """
+        try:
+            with self.engine.begin() as connection:
+                connection.execute(sa.text("CREATE TABLE IF NOT EXISTS clinic_health (id INTEGER PRIMARY KEY, "
+                                           "checked_at FLOAT)"))
+                connection.execute(sa.text("DELETE FROM clinic_health WHERE id = 1"))
+                connection.execute(sa.text("INSERT INTO clinic_health (id, checked_at) VALUES (1, :now)"),
+                                   {"now": time.time()})
+        except (sa.exc.SQLAlchemyError, OSError) as exc:
+            reason = getattr(exc, "orig", None) or exc
+            raise StorageError(f"Cannot write conversations to {self.where}: {reason}") from exc
 
     def forget(self, sender_id: str) -> int:
         """Deletes every stored event of a conversation (a patient's request); returns how many."""

@@ -82,8 +82,10 @@ def test_sql_tracker_store_internals_are_where_the_cached_store_expects_them() -
 # --- lock_store.py: the ticket logic of LockStore ---------------------------------------------------
 
 def test_lock_store_waits_through_acquire_lock() -> None:
+    from rasa.core.agent import Agent
+
     assert parameters(LockStore._acquire_lock) == ["self", "conversation_id", "ticket", "wait_time_in_seconds"]
-    assert "self._acquire_lock(" in inspect.getsource(LockStore.lock)
+    assert "lock_store.lock(" in inspect.getsource(Agent.handle_message)  # our lock() is what Rasa enters
     for name, expected in [("issue_ticket", ["self", "conversation_id", "lock_lifetime"]),
                            ("update_lock", ["self", "conversation_id"]),
                            ("finish_serving", ["self", "conversation_id", "ticket_number"]),
@@ -93,7 +95,32 @@ def test_lock_store_waits_through_acquire_lock() -> None:
     lock = TicketLock("c")
     lock.issue_ticket(5)
     assert TicketLock.from_dict(json.loads(lock.dumps())).tickets[0].expires == lock.tickets[0].expires
+    lock.tickets[0].expires = 1.0  # renew() moves a ticket's expiry by assignment
+    assert lock.tickets[0].has_expired()
     assert hasattr(lock, "remove_expired_tickets") and hasattr(lock, "remove_ticket_for")
+
+
+# --- turns.py: the message path, the memory fallback, message ids ----------------------------------------
+
+def test_the_message_path_is_where_turns_expects_it() -> None:
+    from rasa.core.agent import Agent
+    from rasa.core.channels.channel import UserMessage
+    from rasa.core.processor import MessageProcessor
+    from rasa.core.tracker_store import FailSafeTrackerStore, InMemoryTrackerStore
+    from rasa.shared.core.domain import Domain
+    from rasa.shared.core.events import BotUttered, UserUttered
+
+    assert parameters(MessageProcessor.handle_message) == ["self", "message"]
+    assert parameters(MessageProcessor._run_prediction_loop) == ["self", "output_channel", "tracker"]
+    source = inspect.getsource(MessageProcessor.handle_message)
+    loop, save = source.index("self._run_prediction_loop("), source.rindex("self.save_tracker(tracker)")
+    assert loop < save, "the fallback reply must be added before Rasa saves the turn"
+    assert isinstance(inspect.getattr_static(Agent, "_create_tracker_store"), staticmethod)
+    assert isinstance(Agent._create_tracker_store(InMemoryTrackerStore(Domain.empty()), Domain.empty()),
+                      FailSafeTrackerStore)  # what turns.py replaces
+    assert UserMessage("hi", message_id="abc12345").message_id == "abc12345"
+    assert UserUttered("hi", message_id="m1").as_dict()["message_id"] == "m1"
+    assert BotUttered("hello", metadata={"clinic": {"kind": "answer"}}).message()["clinic"] == {"kind": "answer"}
 
 
 # --- launcher.py: Rasa's own command line ------------------------------------------------------------
@@ -126,11 +153,23 @@ def in_a_fresh_process(imports: str, **env: str) -> str:
 
 def test_importing_our_code_changes_nothing_in_rasa() -> None:
     imports = ("import channels.rest, channels.web, channels.telegram, actions.answer, clinic.replies, "
-               "rasa_extensions, rasa_extensions.tracker_store, rasa_extensions.lock_store, "
-               "rasa_extensions.launcher, ops.endpoints")
+               "rasa_extensions, rasa_extensions.tracker_store, rasa_extensions.lock_store, rasa_extensions.turns, "
+               "rasa_extensions.launcher, rasa_extensions.action_server, ops.endpoints, ops.supervise")
     assert in_a_fresh_process(imports) == "[True, True, True] 300"
 
 
 def test_install_applies_each_change_once() -> None:
     imports = "import rasa_extensions; rasa_extensions.install(); rasa_extensions.install()"
     assert in_a_fresh_process(imports, ACTION_TIMEOUT_S="2.5") == "[False, False, False] 2.5"
+
+
+# --- action_server.py: the Rasa SDK's app ----------------------------------------------------------------------
+
+def test_the_sdk_app_is_built_as_action_server_expects() -> None:
+    from rasa_sdk.endpoint import create_app
+
+    from rasa_extensions.version import SUPPORTED_RASA_SDK, check_rasa_sdk_version
+
+    assert check_rasa_sdk_version() in SUPPORTED_RASA_SDK
+    assert parameters(create_app)[:2] == ["action_package_name", "cors_origins"]
+    assert '"request_body"' in inspect.getsource(create_app)  # the echo action_server.py replaces

@@ -21,13 +21,16 @@ server down), the patient gets the 'action_error' apology, as over REST.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hmac
 import json
 import logging
+import time
 from collections import OrderedDict
 from typing import Any, Awaitable, Callable, Dict, List, Optional, Set
 
 from rasa.core.channels.channel import CollectingOutputChannel, InputChannel, OutputChannel, UserMessage
+from rasa.core.lock_store import LockError
 from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
@@ -37,11 +40,13 @@ from channels.telegram.api import BotApi, TelegramApiError
 from channels.telegram.format import send_message_params
 from channels.telegram.setup import TelegramConfig, register_webhook
 from channels.telegram.updates import Incoming, is_our_payload, read_update
-from clinic.channel_texts import apology_text, fact_message, fact_text
+from clinic.channel_texts import fact_message, fact_text, fallback
 from clinic.inbound import readable_text
 from clinic.rate_limit import RateLimiter
 from clinic.settings import current as current_settings
 from rasa_extensions.conversations import asks_to_forget, forget
+from rasa_extensions.tracker_store import StorageError
+from rasa_extensions.turns import EXPLICIT_ID_ATTRIBUTE
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +56,10 @@ START_PAYLOAD = "/greet"  # /start is a greeting: the dialogue answers it with t
 MAX_PENDING_UPDATES = 500  # beyond this, answer 503 and let Telegram deliver again later
 REMEMBERED_UPDATE_IDS = 2048
 STOP_GRACE_S = 10.0
+# A message that could not be stored is tried again in the background, in order with its chat's
+# others; meanwhile new updates get a 503, so Telegram keeps them and delivers them later.
+STORE_RETRY_DELAYS_S = (2.0, 4.0, 8.0, 16.0, 30.0, 30.0)
+STORE_DOWN_HOLD_S = 15.0
 
 
 def sender_id(chat_id: int) -> str:
@@ -90,7 +99,7 @@ class TelegramOutput(OutputChannel):
         await self._send(recipient_id, text, quick_replies)
 
     async def send_custom_json(self, recipient_id: str, json_message: Dict[str, Any], **kwargs: Any) -> None:
-        logger.warning("Custom JSON messages are not sent to Telegram (recipient %s)", recipient_id)
+        """Data for clients that can use it (the urgent answer's phones): its text already holds the numbers."""
 
     async def _send(self, recipient_id: str, text: str, buttons: Optional[List[Dict[str, Any]]]) -> None:
         chat_id = chat_id_of(recipient_id)
@@ -174,6 +183,7 @@ class TelegramChannel(InputChannel):
         self.settings = current_settings()
         self.per_chat = RateLimiter(self.settings.rate_limit_per_sender)
         self.app: Any = None  # the Rasa server's Sanic app, for its conversation store
+        self.store_down_until = 0.0  # while storing fails, new updates are left with Telegram (503)
 
     @classmethod
     def name(cls) -> str:
@@ -245,11 +255,15 @@ class TelegramChannel(InputChannel):
                 return _problem(400, "the body must be a JSON object")
             if self.queue.pending >= MAX_PENDING_UPDATES:
                 return _problem(503, "busy; Telegram delivers the update again later")
+            if time.monotonic() < self.store_down_until:  # Telegram keeps the update and delivers it again
+                return _problem(503, "conversations cannot be stored just now; Telegram delivers the update later")
             update_id = update.get("update_id")
             if isinstance(update_id, int) and self.recent.seen_before(update_id):
                 return response.json({"ok": True})
             try:
                 incoming = read_update(update, self.username, self.bot_id)
+                if incoming is not None and isinstance(update_id, int):
+                    incoming = dataclasses.replace(incoming, update_id=update_id)
             except Exception:  # never a 500: Telegram would re-send the same update again and again
                 logger.exception("Unreadable Telegram update %s", update_id)
                 incoming = None
@@ -295,18 +309,37 @@ class TelegramChannel(InputChannel):
             await self.send(incoming, [{"text": fact_text("too_many_messages")}])
             return
         limit = max_message_chars()
-        collector = CollectingOutputChannel()
-        try:
-            await on_new_message(UserMessage(
-                (readable_text(text) or "")[:limit], collector, conversation, input_channel=self.name(),
+        text = (readable_text(text) or "")[:limit]
+        told = False
+        for attempt, delay in enumerate((*STORE_RETRY_DELAYS_S, None)):
+            collector = CollectingOutputChannel()
+            message = UserMessage(
+                text, collector, conversation, input_channel=self.name(),
                 metadata={"telegram": {"chat_type": incoming.chat_type, "message_id": incoming.message_id}},
-            ))
-        except Exception:  # the dialogue failed; the patient still gets an answer
-            logger.exception("Could not handle a Telegram message from chat %s", incoming.chat_id)
+                message_id=f"telegram-{incoming.update_id}" if incoming.update_id is not None else None)
+            setattr(message, EXPLICIT_ID_ATTRIBUTE, incoming.update_id is not None)
+            try:
+                await on_new_message(message)
+                break
+            except (StorageError, LockError) as exc:  # not stored: tell the patient once, then try again
+                logger.error("Telegram chat %s: conversation not stored (%s), attempt %d", incoming.chat_id,
+                             type(exc).__name__, attempt + 1)
+                self.store_down_until = time.monotonic() + STORE_DOWN_HOLD_S
+                if not told:
+                    await self.send(incoming, fallback(text))
+                    told = True
+                if delay is None:
+                    return
+                await asyncio.sleep(delay)
+            except Exception:  # the dialogue failed; the patient still gets an answer
+                logger.exception("Could not handle a Telegram message from chat %s", incoming.chat_id)
+                break
+        if getattr(message, "duplicate", False):  # already answered (another instance, or a re-delivery)
+            return
         messages = [m for m in collector.messages if not asks_to_forget(m)]
         if len(messages) < len(collector.messages):
             forget(self.app, self.settings, conversation, self.name())
-        await self.send(incoming, messages or [{"text": apology_text()}])
+        await self.send(incoming, messages or fallback(text))
 
     async def send(self, incoming: Incoming, messages: List[Dict[str, Any]]) -> None:
         assert self.api is not None and incoming.chat_id is not None

@@ -44,6 +44,7 @@ class Incoming:
     text: str = ""  # the text, a media caption, a command name or a callback payload
     message_id: Optional[int] = None
     callback_id: Optional[str] = None
+    update_id: Optional[int] = None  # Telegram's id of the update: the message's id in the record
 
     @property
     def in_group(self) -> bool:

@@ -1,0 +1,106 @@
+"""Every turn stored once and completely, or not answered as if it were.
+
+Three changes to Rasa's message handling, installed by rasa_extensions.install():
+
+- **No silent fallback to memory.** Rasa wraps the conversation store in a
+  FailSafeTrackerStore: when the database fails it logs an error and carries on
+  with an empty in-memory conversation, so the patient is welcomed as a stranger
+  and the turn is never written (538 messages lost in a 10-second PostgreSQL
+  outage). Here the store's error reaches the channel, which answers 503 with
+  Retry-After (channels/rest.py), so the client sends the same message again.
+- **Idempotent messages.** A channel that passes a message id (the widget's and
+  REST clients' `message_id`, Telegram's update id) gets, for a repeat of an id
+  already stored in the conversation, the stored reply instead of a second turn.
+  The check runs inside the conversation's lock (MessageProcessor.handle_message
+  runs under it), so two instances cannot both take it for new. The message is
+  marked `duplicate` so Telegram does not send the answer twice.
+- **The record is complete.** When the dialogue said nothing (the action server
+  down or too slow), the reply the channel would send (the apology, or the urgent
+  answer when the words call for it: clinic/urgent.py) is stored as a bot turn
+  and sent, instead of leaving a question with no answer in the record.
+
+tests/test_rasa_contracts.py pins the Rasa internals used here.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Dict, List, Optional
+
+logger = logging.getLogger(__name__)
+
+_original: Dict[str, Any] = {}
+EXPLICIT_ID_ATTRIBUTE = "clinic_explicit_id"  # set by our channels: Rasa invents an id when none is given
+
+
+def stored_replies(events: List[Any], message_id: str) -> Optional[List[Dict[str, Any]]]:
+    """The bot messages that answered `message_id` in this conversation, or None when it is new."""
+    from rasa.shared.core.events import BotUttered, UserUttered
+
+    replies: Optional[List[Dict[str, Any]]] = None
+    for event in events:
+        if isinstance(event, UserUttered):
+            if replies is not None:
+                break
+            if event.message_id == message_id:
+                replies = []
+        elif isinstance(event, BotUttered) and replies is not None:
+            replies.append(event.message())
+    return replies
+
+
+async def handle_message(self: Any, message: Any) -> Optional[List[Dict[str, Any]]]:
+    """MessageProcessor.handle_message, answering a repeated message id from the record."""
+    if getattr(message, EXPLICIT_ID_ATTRIBUTE, False):
+        tracker = await self.tracker_store.retrieve(message.sender_id)
+        replies = stored_replies(list(tracker.events), message.message_id) if tracker is not None else None
+        if replies is not None:
+            message.duplicate = True
+            for reply in replies:
+                await message.output_channel.send_response(message.sender_id, reply)
+            logger.info("Message %s of conversation %s was already answered: stored reply sent again",
+                        message.message_id, message.sender_id)
+            return getattr(message.output_channel, "messages", None)
+    return await _original["handle_message"](self, message)
+
+
+async def run_prediction_loop(self: Any, output_channel: Any, tracker: Any) -> None:
+    """MessageProcessor._run_prediction_loop, storing a reply when the dialogue gave none."""
+    from rasa.shared.core.events import BotUttered
+
+    from clinic.channel_texts import fallback
+
+    before = len(tracker.events)
+    await _original["_run_prediction_loop"](self, output_channel, tracker)
+    if any(isinstance(event, BotUttered) for event in list(tracker.events)[before:]):
+        return
+    text = (tracker.latest_message.text if tracker.latest_message else "") or ""
+    for reply in fallback(text):
+        kind = "urgent" if (reply.get("custom") or {}).get("urgent") else "apology"
+        data = {"custom": reply["custom"]} if "custom" in reply else {}
+        tracker.update(BotUttered(reply["text"], data=data, metadata={"clinic": {"kind": kind, "facts": [],
+                                                                                  "reason": "no reply"}}))
+        await output_channel.send_response(tracker.sender_id, reply)
+
+
+def without_memory_fallback(store: Any, domain: Any) -> Any:
+    """Agent._create_tracker_store, minus the FailSafeTrackerStore wrapper."""
+    from rasa.core.tracker_store import InMemoryTrackerStore
+
+    if store is None:
+        return InMemoryTrackerStore(domain)
+    store.domain = domain
+    return store
+
+
+def apply() -> str:
+    from rasa.core.agent import Agent
+    from rasa.core.processor import MessageProcessor
+
+    if not _original:
+        _original["handle_message"] = MessageProcessor.handle_message
+        _original["_run_prediction_loop"] = MessageProcessor._run_prediction_loop
+    MessageProcessor.handle_message = handle_message
+    MessageProcessor._run_prediction_loop = run_prediction_loop
+    Agent._create_tracker_store = staticmethod(without_memory_fallback)
+    return "repeated messages answered from the record; every turn stored with its reply; no fallback to memory"
