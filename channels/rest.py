@@ -42,6 +42,7 @@ from clinic.settings import current as current_settings
 from rasa_extensions.conversations import (
     asks_to_forget,
     forget,
+    is_ready,
     offered_payloads,
     record_feedback,
     storage_problem,
@@ -191,6 +192,9 @@ class ClinicRestInput(InputChannel):
             if refused is not None:
                 return refused
             text = parsed["message"]
+            if not is_ready(request.app):  # no model loaded: nothing would be stored or answered
+                logger.error("No model is loaded: conversation %s answered 503", sender_id)
+                return self.unavailable(client_id, text)
             if text.lstrip().startswith("/"):
                 text = typed_commands(text, await offered_payloads(request.app, sender_id))
             if is_blank(text):

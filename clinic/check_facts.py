@@ -5,7 +5,9 @@ from __future__ import annotations
 import sys
 from collections import Counter
 
+from clinic import languages
 from clinic.fact_store import FactStore, FactStoreError
+from clinic.facts_schema import PLACEHOLDER_RE
 from clinic.settings import ConfigError
 from clinic.settings import current as current_settings
 
@@ -19,10 +21,21 @@ def main() -> int:
     except FactStoreError as exc:
         print(f"Fact store error: {exc}", file=sys.stderr)
         return 1
+    try:
+        spoken = languages.check()
+        missing = sorted({key for language in languages.languages().values()
+                          for template in (language.notice, language.urgent)
+                          for key in PLACEHOLDER_RE.findall(template) if key not in snapshot.settings})
+        if missing:
+            raise languages.LanguagesError(f"{languages.LANGUAGES_FILE}: placeholders not in the clinic's settings: "
+                                           f"{', '.join(missing)}")
+    except languages.LanguagesError as exc:
+        print(f"Languages error: {exc}", file=sys.stderr)
+        return 1
     statuses = Counter(f.status for f in snapshot.facts.values())
     print(f"Fact store OK: {len(snapshot.facts)} facts "
           f"({statuses['approved']} approved, {statuses['needs_clinician_review']} awaiting clinician review), "
-          f"{len(snapshot.warning_signs)} warning signs.")
+          f"{len(snapshot.warning_signs)} warning signs; notices in {', '.join(spoken) or 'no other language'}.")
     return 0
 
 

@@ -44,6 +44,7 @@ SYSTEM_FACTS = (
     "help",  # /help in the Telegram channel
     "forget_confirm", "conversation_deleted", "conversation_kept",  # deleting a conversation on request
     "too_many_messages",  # the rate limit's polite refusal
+    "message_too_long", "urgent_sent_privately", "urgent_in_group",  # Telegram
 )
 
 

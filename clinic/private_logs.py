@@ -5,7 +5,8 @@ Rasa logged the action server's error reply, which echoed the whole request,
 so a patient's conversation landed verbatim in var/run/rasa.log. Below DEBUG,
 every log record that carries an exception keeps its traceback's frames (file,
 line, function: enough to find the fault) and the exception types, but not
-their messages. LOG_LEVEL=DEBUG keeps everything, for a developer's machine.
+their messages, except for our own exceptions that say they are safe to log
+(`safe_to_log = True`: a store's path, a setting's name). LOG_LEVEL=DEBUG keeps everything, for a developer's machine.
 
 Both processes install it first thing (rasa_extensions/launcher.py,
 rasa_extensions/action_server.py).
@@ -26,7 +27,11 @@ def exception_summary(exc: Optional[BaseException]) -> str:
     seen = 0
     while exc is not None and seen < 5:
         lines.append("".join(traceback.format_tb(exc.__traceback__)).rstrip())
-        lines.append(f"{type(exc).__module__}.{type(exc).__qualname__} (message withheld below LOG_LEVEL=DEBUG)")
+        name = f"{type(exc).__module__}.{type(exc).__qualname__}"
+        if getattr(exc, "safe_to_log", False):  # our own messages that name a path or a setting, never words
+            lines.append(f"{name}: {exc}")
+        else:
+            lines.append(f"{name} (message withheld below LOG_LEVEL=DEBUG)")
         exc = exc.__cause__ or exc.__context__
         seen += 1
     return "\n".join(line for line in lines if line)

@@ -75,12 +75,20 @@ async def record_feedback(app: Any, sender_id: str, value: str) -> bool:
     return True
 
 
+def is_ready(app: Any) -> bool:
+    """Rasa runs on without a model when loading one fails, answering nothing: that is not ready."""
+    agent = _agent(app)
+    return agent is not None and bool(agent.is_ready())
+
+
 async def storage_problem(app: Any) -> Optional[str]:
     """None when a real write to the conversation store and a ping of the lock store succeed; else why not."""
     import asyncio
 
     store = _store(app)
     agent = _agent(app)
+    if not is_ready(app):
+        return "no model loaded: see the log's first error"
     try:
         if store is not None and hasattr(store, "check_writable"):
             await asyncio.get_running_loop().run_in_executor(None, store.check_writable)

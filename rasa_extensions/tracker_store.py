@@ -107,6 +107,8 @@ def latest_session(rows: List[Row]) -> Tuple[Row, ...]:
 class StorageError(RuntimeError):
     """The conversation store could not be read or written: the message fails, the process stays up."""
 
+    safe_to_log = True  # names the database, never a patient's words (clinic/private_logs.py)
+
 
 class CachedSQLTrackerStore(SQLTrackerStore):
     """SQLTrackerStore that answers `retrieve` from memory when the database has not changed."""
@@ -116,7 +118,11 @@ class CachedSQLTrackerStore(SQLTrackerStore):
         try:
             super().__init__(*args, **kwargs)
         except sa.exc.SQLAlchemyError as exc:
-            raise StorageError(f"Cannot open the conversation store: {type(exc).__name__}: {exc}") from exc
+            where = kwargs.get("db") if kwargs.get("dialect") == "sqlite" else kwargs.get("host")
+            if where and "://" in str(where):
+                where = sa.engine.make_url(str(where)).render_as_string(hide_password=True)
+            reason = getattr(exc, "orig", None) or exc
+            raise StorageError(f"Cannot open the conversation store {where}: {reason}") from exc
         self.cache_size = max(0, int(cache_size))
         self._conversations: OrderedDict[str, Conversation] = OrderedDict()
         # Core statements built once: the ORM's per-call query building cost more than the query.

@@ -32,7 +32,16 @@ import yaml
 from clinic.fact_store import Snapshot
 from clinic.settings import Settings
 from devtools.harness.datastores import Postgres, Redis
-from devtools.harness.servers import PROJECT, Stack, fact_of, new_sender, private_fact_store, served_snapshot, stop
+from devtools.harness.servers import (
+    PROJECT,
+    Stack,
+    fact_of,
+    new_sender,
+    private_fact_store,
+    served_snapshot,
+    stop,
+    store_stack,
+)
 from devtools.harness.stats import percentile
 from ops import endpoints
 
@@ -88,13 +97,7 @@ def stop_all(stacks: List[Stack]) -> None:
 
 
 def make_stack(workdir: Path, store_env: Dict[str, str], facts_env: Dict[str, str], action_timeout_s: float) -> Stack:
-    """A Stack whose tracker and lock stores are what ops/endpoints.py writes for `store_env`."""
-    settings = Settings.from_env(store_env)
-    sections = endpoints.endpoints_sections(settings)
-    endpoints.prepare_data_dir(settings)
-    extra = endpoints.render(sections, only=["tracker_store", "lock_store"])
-    env = {**store_env, **facts_env, "ACTION_TIMEOUT_S": str(action_timeout_s)}
-    return Stack(workdir, env=env, endpoints_extra=extra)
+    return store_stack(workdir, store_env, facts_env, ACTION_TIMEOUT_S=str(action_timeout_s))
 
 
 @dataclass

@@ -150,7 +150,7 @@ def test_an_empty_placeholder_value_is_refused(store_dir: Path, intents: list) -
     settings = yaml.safe_load(path.read_text())
     settings["after_hours_phone"] = None
     path.write_text(yaml.safe_dump(settings, sort_keys=False))
-    expected = r"fact 'urgent': field 'text': placeholder \{after_hours_phone\} is empty"
+    expected = r"conversation.yml: fact 'not_text': field 'text': placeholder \{after_hours_phone\} is empty"
     with pytest.raises(FactStoreError, match=expected):
         load_snapshot(store_dir / "facts", store_dir / "clinic.yml", intents)
 

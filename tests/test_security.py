@@ -28,8 +28,16 @@ import sqlalchemy as sa
 from clinic.settings import Settings
 from devtools.harness.datastores import Postgres
 from devtools.harness.fake_telegram import FakeTelegram
-from devtools.harness.servers import PROJECT, Stack, fact_of, free_port, new_sender, private_fact_store, served_snapshot
-from ops import endpoints
+from devtools.harness.servers import (
+    PROJECT,
+    Stack,
+    fact_of,
+    free_port,
+    new_sender,
+    private_fact_store,
+    served_snapshot,
+    store_stack,
+)
 
 pytestmark = pytest.mark.servers
 
@@ -38,14 +46,6 @@ TG_SECRET = "security_secret-42"
 ADDRESS_LIMIT = 30
 SENDER_LIMIT = 20
 MARKER = "zebra-quartz-4417"  # a patient's words, to look for in logs
-
-
-def store_stack(root: Path, store_env: Dict[str, str], **env: str) -> Stack:
-    """A Stack whose conversations live where ops/endpoints.py puts them for `store_env`."""
-    settings = Settings.from_env(store_env)
-    extra = endpoints.render(endpoints.endpoints_sections(settings), only=["tracker_store", "lock_store"])
-    endpoints.prepare_data_dir(settings)
-    return Stack(root, env={**store_env, **private_fact_store(root), **env}, endpoints_extra=extra)
 
 
 @pytest.fixture(scope="module")

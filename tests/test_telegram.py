@@ -123,8 +123,11 @@ def help_barrier(stack: Stack, fake: FakeTelegram, chat_id: int, chat_type: str 
 def test_the_webhook_is_registered_at_start_with_the_secret(tg: Stack, fake: FakeTelegram) -> None:
     [call] = fake.wait_for(lambda: fake.calls("setWebhook", ok_only=True), what="setWebhook")
     assert call.params == {"url": WEBHOOK_URL, "secret_token": SECRET,
-                           "allowed_updates": ["message", "callback_query"], "drop_pending_updates": False}
+                           "allowed_updates": ["message", "edited_message", "callback_query"],
+                           "drop_pending_updates": False}
     assert fake.calls("getMe", ok_only=True)
+    [menu] = fake.wait_for(lambda: fake.calls("setMyCommands", ok_only=True), what="setMyCommands")
+    assert [c["command"] for c in menu.params["commands"]] == ["start", "help"]
 
 
 def test_a_question_gets_its_fact_with_buttons_as_an_inline_keyboard(tg: Stack, fake: FakeTelegram) -> None:
@@ -208,6 +211,58 @@ def test_an_edited_message_is_ignored(tg: Stack, fake: FakeTelegram) -> None:
     deliver(tg, message_update(chat, kind="edited_message", text=DOWNTIME_QUESTION,
                                edit_date=1764150100))
     assert help_barrier(tg, fake, chat) == [fact(tg, "help").text]
+
+
+def test_an_edit_that_adds_a_warning_sign_gets_the_urgent_answer(tg: Stack, fake: FakeTelegram) -> None:
+    chat = new_chat()
+    deliver(tg, message_update(chat, kind="edited_message", edit_date=1764150100,
+                               text=DOWNTIME_QUESTION + " and now there is pus and I have a fever"))
+    assert wait_for_texts(fake, chat, 1) == [fact(tg, "urgent", with_buttons=False).text]
+
+
+def test_a_long_message_is_read_to_its_end_for_warning_signs(tg: Stack, fake: FakeTelegram) -> None:
+    chat = new_chat()
+    long = "I had microneedling last week and I want to describe everything. " * 70 + "Now I have a fever and pus."
+    deliver(tg, text_update(chat, long))
+    texts = wait_for_texts(fake, chat, 2)
+    assert texts[:2] == [fact(tg, "urgent", with_buttons=False).text, fact(tg, "message_too_long").text]
+
+
+def test_a_photo_gets_the_phone_numbers(tg: Stack, fake: FakeTelegram) -> None:
+    chat = new_chat()
+    deliver(tg, message_update(chat, **NON_TEXT["photo"]))
+    [text] = wait_for_texts(fake, chat, 1)
+    settings = served_snapshot(tg.workdir).settings
+    assert settings["phone"] in text and settings["after_hours_phone"] in text
+
+
+def test_the_assistant_shows_typing_while_it_answers(tg: Stack, fake: FakeTelegram) -> None:
+    chat = new_chat()
+    deliver(tg, text_update(chat, DOWNTIME_QUESTION))
+    wait_for_texts(fake, chat, 2)
+    assert {"chat_id": chat, "action": "typing"} in [c.params for c in fake.calls("sendChatAction")]
+
+
+def test_in_a_group_each_member_has_a_conversation_and_urgent_replies_go_privately(
+        tg: Stack, fake: FakeTelegram) -> None:
+    group, alice, bob = -new_chat(), new_chat(), new_chat()
+
+    def from_member(member: int, message_id: int, text: str) -> Dict[str, Any]:
+        update = message_update(group, "supergroup", message_id=message_id, text="@DemoClinicBot " + text,
+                                entities=[{"offset": 0, "length": 14, "type": "mention"}])
+        update["message"]["from"] = user(member)
+        return update
+
+    deliver(tg, from_member(alice, 20, "my face is swollen, hot and I have a fever"))
+    private = fake.wait_for(lambda: fake.sent_texts(alice), what="the urgent answer, privately")
+    assert fact(tg, "urgent", with_buttons=False).text in private
+    group_texts = wait_for_texts(fake, group, 1)
+    assert group_texts == [fact(tg, "urgent_sent_privately").text]  # the group never sees the details
+    deliver(tg, from_member(bob, 21, "hello"))
+    texts = wait_for_texts(fake, group, 2)
+    # Bob starts his own conversation: welcomed, not answered in Alice's context
+    assert texts[1].startswith(fact(tg, "welcome", with_buttons=False).text)
+
 
 
 def test_updates_nobody_wrote_to_us_are_silent(tg: Stack, fake: FakeTelegram) -> None:
@@ -329,3 +384,30 @@ def test_without_a_token_the_channel_is_off(stack: Stack) -> None:
         pytest.skip("TELEGRAM_TOKEN is set in this environment")
     assert post(stack, text_update(new_chat(), "/help")).status_code == 404
     assert requests.get(f"{stack.url}/webhooks/telegram/", timeout=10).json() == {"status": "ok", "enabled": False}
+
+
+def test_replies_survive_a_long_bot_api_outage_and_are_delivered_once(tg: Stack, fake: FakeTelegram) -> None:
+    chat = new_chat()
+    fake.fail_next("sendMessage", 502, times=7)  # longer than the client's own retries (about 3.5 s)
+    deliver(tg, text_update(chat, DOWNTIME_QUESTION))
+    texts = wait_for_texts(fake, chat, 2)
+    welcome, downtime = fact(tg, "welcome", with_buttons=False), fact(tg, "downtime")
+    assert texts == [welcome.text, downtime.text]  # in order, each once
+    assert help_barrier(tg, fake, chat)[:2] == [welcome.text, downtime.text]
+
+
+def test_a_long_retry_after_is_waited_for_not_dropped(tg: Stack, fake: FakeTelegram) -> None:
+    chat = new_chat()
+    fake.fail_next("sendMessage", 429, times=1, retry_after=35)  # beyond the client's 30 s patience
+    deliver(tg, text_update(chat, "/help", entities=[{"offset": 0, "length": 5, "type": "bot_command"}]))
+    texts = fake.wait_for(lambda: fake.sent_texts(chat), timeout=90, what="the help text after retry_after")
+    assert texts == [fact(tg, "help").text]
+
+
+def test_a_message_accepted_but_answered_too_late_is_not_sent_twice(tg: Stack, fake: FakeTelegram) -> None:
+    chat = new_chat()
+    fake.fail_next("sendMessage", 200, times=1, delay_s=12)  # past the client's 10 s timeout
+    deliver(tg, text_update(chat, "/help", entities=[{"offset": 0, "length": 5, "type": "bot_command"}]))
+    fake.wait_for(lambda: fake.sent_texts(chat), timeout=60, what="the slow delivery")
+    barrier = help_barrier(tg, fake, chat)
+    assert barrier == [fact(tg, "help").text] * 2  # the slow one once, the barrier's once

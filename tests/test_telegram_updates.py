@@ -19,7 +19,7 @@ def message(chat: dict = PRIVATE, **fields) -> dict:
 
 def test_private_text_goes_to_the_assistant() -> None:
     assert read_update(message(text="how long is the redness?"), BOT, BOT_ID) == \
-        Incoming("text", 111, "private", "how long is the redness?", message_id=5)
+        Incoming("text", 111, "private", "how long is the redness?", message_id=5, user_id=111)
 
 
 @pytest.mark.parametrize("text, command", [("/start", "start"), ("/help", "help"), ("/HELP@DemoClinicBot", "help"),
@@ -48,7 +48,7 @@ def test_a_caption_is_kept_so_its_words_are_read() -> None:
 
 
 @pytest.mark.parametrize("update", [
-    {"update_id": 2, "edited_message": message(text="edited")["message"]},
+    {"update_id": 2, "edited_message": message(chat=GROUP, text="edited, not addressed to us")["message"]},
     {"update_id": 3, "channel_post": {"message_id": 1, "date": 1, "chat": {"id": -1001, "type": "channel"},
                                       "text": "news"}},
     {"update_id": 4, "my_chat_member": {"chat": PRIVATE, "from": USER, "date": 1,
@@ -72,7 +72,7 @@ def test_a_group_message_mentioning_the_bot_is_answered_without_the_mention() ->
     update = message(chat=GROUP, text="@democlinicbot how long is the redness?",
                      entities=[{"type": "mention", "offset": 0, "length": 14}])
     assert read_update(update, BOT, BOT_ID) == \
-        Incoming("text", -100200, "supergroup", "how long is the redness?", message_id=5)
+        Incoming("text", -100200, "supergroup", "how long is the redness?", message_id=5, user_id=111)
 
 
 def test_a_group_reply_to_the_bot_is_answered() -> None:
@@ -101,7 +101,7 @@ def test_a_callback_query() -> None:
         "message": {"message_id": 77, "date": 1, "chat": PRIVATE, "text": "..."}}}
     assert read_update(update, BOT, BOT_ID) == Incoming(
         "callback", 111, "private", '/ask_aftercare{"fact":"aftercare_makeup"}', message_id=77,
-        callback_id="4382bfdwdsb323b2d9")
+        callback_id="4382bfdwdsb323b2d9", user_id=111)
 
 
 @pytest.mark.parametrize("data, ours", [
@@ -112,3 +112,16 @@ def test_a_callback_query() -> None:
 ])
 def test_only_our_payload_shape_reaches_the_dialogue(data: str, ours: bool) -> None:
     assert is_our_payload(data) is ours
+
+
+def test_an_edited_message_is_read_for_warning_signs_only() -> None:
+    update = {"update_id": 3, "edited_message": message(text="and now I have a fever")["message"]}
+    assert read_update(update, BOT, BOT_ID) == Incoming("edited", 111, "private", "and now I have a fever",
+                                                        message_id=5, user_id=111)
+
+
+def test_the_start_payload_of_a_deep_link_is_kept() -> None:
+    update = message(text="/start spring-ad", entities=[{"type": "bot_command", "offset": 0, "length": 6}])
+    incoming = read_update(update, BOT, BOT_ID)
+    assert incoming is not None and (incoming.kind, incoming.text, incoming.argument) == ("command", "start",
+                                                                                           "spring-ad")

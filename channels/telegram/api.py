@@ -25,14 +25,22 @@ import aiohttp
 logger = logging.getLogger(__name__)
 
 DEFAULT_API_BASE = "https://api.telegram.org"
+NOT_IDEMPOTENT = ("sendMessage",)  # calling it again after a timeout may send a second message
 
 
 class TelegramApiError(Exception):
     """A Bot API call that failed for good (after any retries)."""
 
-    def __init__(self, method: str, status: int, description: str, retry_after: Optional[float] = None) -> None:
+    def __init__(self, method: str, status: int, description: str, retry_after: Optional[float] = None,
+                 maybe_delivered: bool = False) -> None:
         super().__init__(f"Telegram {method} failed: {status} {description}")
         self.method, self.status, self.description, self.retry_after = method, status, description, retry_after
+        self.maybe_delivered = maybe_delivered  # timed out after it was sent: Telegram may have it
+
+    @property
+    def retryable(self) -> bool:
+        """Telegram did not take it and may later (rate limit, its own error, no connection)."""
+        return not self.maybe_delivered and (self.status in (0, 429) or self.status >= 500)
 
     @property
     def unauthorized(self) -> bool:
@@ -92,6 +100,8 @@ class BotApi:
         if error.status == 429:
             retry_after = error.retry_after if error.retry_after is not None else self.backoff_s * 2 ** (attempt - 1)
             return retry_after if retry_after <= self.max_retry_after_s else None
+        if error.maybe_delivered and error.method in NOT_IDEMPOTENT:
+            return None  # sending it again could deliver it twice
         if error.status >= 500 or error.status == 0:  # 0: timeout or connection error
             return self.backoff_s * 2 ** (attempt - 1)
         return None
@@ -102,8 +112,8 @@ class BotApi:
             async with session.post(self._url(method), json=params) as response:
                 status = response.status
                 raw = await response.read()
-        except asyncio.TimeoutError:
-            raise TelegramApiError(method, 0, "timed out") from None
+        except asyncio.TimeoutError:  # sent, but no answer: Telegram may have acted on it
+            raise TelegramApiError(method, 0, "timed out", maybe_delivered=True) from None
         except aiohttp.ClientError as exc:
             raise TelegramApiError(method, 0, self._scrub(f"{type(exc).__name__}: {exc}")) from None
         try:

@@ -38,13 +38,16 @@ from sanic.response import HTTPResponse
 from channels.rest import max_message_chars
 from channels.telegram.api import BotApi, TelegramApiError
 from channels.telegram.format import send_message_params
+from channels.telegram.outbox import REFUSED, Outbox
 from channels.telegram.setup import TelegramConfig, register_webhook
 from channels.telegram.updates import Incoming, is_our_payload, read_update
 from clinic.channel_texts import fact_message, fact_text, fallback
+from clinic.fact_store import default_store
 from clinic.inbound import readable_text
 from clinic.rate_limit import RateLimiter
 from clinic.settings import current as current_settings
-from rasa_extensions.conversations import asks_to_forget, forget
+from clinic.urgent import is_urgent_text
+from rasa_extensions.conversations import asks_to_forget, forget, is_ready
 from rasa_extensions.tracker_store import StorageError
 from rasa_extensions.turns import EXPLICIT_ID_ATTRIBUTE
 
@@ -66,10 +69,22 @@ def sender_id(chat_id: int) -> str:
     return f"{SENDER_PREFIX}{chat_id}"
 
 
+def conversation_of(incoming: Incoming) -> str:
+    """A private chat is one conversation; in a group, each member has their own (telegram:<chat>:<member>).
+
+    So one member's topic, history and deletion never touch another's.
+    """
+    assert incoming.chat_id is not None
+    if incoming.in_group and incoming.user_id is not None:
+        return f"{SENDER_PREFIX}{incoming.chat_id}:{incoming.user_id}"
+    return sender_id(incoming.chat_id)
+
+
 def chat_id_of(recipient_id: str) -> int | str:
-    """'telegram:123' (our sender ids) or '123' -> 123; Telegram also accepts '@channelname'."""
+    """'telegram:123' or 'telegram:-100:42' (our sender ids) or '123' -> the chat; Telegram also accepts '@name'."""
     raw = str(recipient_id)
     raw = raw[len(SENDER_PREFIX):] if raw.startswith(SENDER_PREFIX) else raw
+    raw = raw.split(":", 1)[0]
     try:
         return int(raw)
     except ValueError:
@@ -79,9 +94,11 @@ def chat_id_of(recipient_id: str) -> int | str:
 class TelegramOutput(OutputChannel):
     """Sends the assistant's messages to one Telegram chat: split to fit, buttons as an inline keyboard."""
 
-    def __init__(self, api: BotApi, reply_to_message_id: Optional[int] = None) -> None:
+    def __init__(self, api: BotApi, reply_to_message_id: Optional[int] = None,
+                 outbox: Optional[Outbox] = None) -> None:
         self.api = api
         self.reply_to_message_id = reply_to_message_id  # in groups, answers quote the question they answer
+        self.outbox = outbox  # kept until delivered (channels/telegram/outbox.py); None: sent directly
 
     @classmethod
     def name(cls) -> str:
@@ -102,15 +119,28 @@ class TelegramOutput(OutputChannel):
         """Data for clients that can use it (the urgent answer's phones): its text already holds the numbers."""
 
     async def _send(self, recipient_id: str, text: str, buttons: Optional[List[Dict[str, Any]]]) -> None:
-        chat_id = chat_id_of(recipient_id)
-        for params in send_message_params(chat_id, text or "", buttons, self.reply_to_message_id):
+        await self._send_to(chat_id_of(recipient_id), text, buttons)
+
+    async def deliver(self, chat_id: int | str, message: Dict[str, Any]) -> bool:
+        """One bot message to one chat; False when Telegram refused it (blocked, chat gone, never started)."""
+        if not message.get("text"):
+            return True  # data only (the urgent answer's phones): its text already holds the numbers
+        return await self._send_to(chat_id, message["text"], message.get("buttons") or message.get("quick_replies"))
+
+    async def _send_to(self, chat_id: int | str, text: str, buttons: Optional[List[Dict[str, Any]]]) -> bool:
+        """False when Telegram refused the message for good; a message queued for a retry counts as sent."""
+        params_list = send_message_params(chat_id, text or "", buttons, self.reply_to_message_id)
+        if self.outbox is not None:
+            return await self.outbox.send(chat_id, params_list) != REFUSED
+        for params in params_list:
             try:
                 await self.api.call("sendMessage", params)
             except TelegramApiError as exc:
                 # 403: the patient blocked the bot; 400: chat gone. The rest of this reply would fail the same way.
                 logger.error("Could not send a message to Telegram chat %s: %s %s", chat_id, exc.status,
                              exc.description)
-                return
+                return False
+        return True
 
 
 class ChatQueue:
@@ -184,6 +214,7 @@ class TelegramChannel(InputChannel):
         self.per_chat = RateLimiter(self.settings.rate_limit_per_sender)
         self.app: Any = None  # the Rasa server's Sanic app, for its conversation store
         self.store_down_until = 0.0  # while storing fails, new updates are left with Telegram (503)
+        self.outbox: Optional[Outbox] = None
 
     @classmethod
     def name(cls) -> str:
@@ -199,7 +230,7 @@ class TelegramChannel(InputChannel):
         return cls(config)
 
     def get_output_channel(self) -> Optional[OutputChannel]:
-        return TelegramOutput(self.api) if self.api else None
+        return TelegramOutput(self.api, outbox=self.outbox) if self.api else None
 
     def check_secret(self, header: Optional[str]) -> Optional[HTTPResponse]:
         """401 without the secret header, 403 with a wrong one; compared in constant time."""
@@ -224,14 +255,20 @@ class TelegramChannel(InputChannel):
         @webhook.listener("after_server_start")
         async def start(app: Any, loop: Any) -> None:
             self.app = app
+            if self.api is not None:
+                try:
+                    self.outbox = Outbox(self.settings.conversations_url, self.api)
+                    self.outbox.start()
+                except Exception:  # replies still go out, directly, without surviving an outage
+                    logger.exception("The Telegram outbox cannot use the conversation store; sending directly")
             if self.api is not None:  # in the background: start-up never waits for Telegram
-                task = asyncio.create_task(self._register())
-                self._background.add(task)
-                task.add_done_callback(self._background.discard)
+                self.in_background(self._register())
 
         @webhook.listener("before_server_stop")
         async def stop(app: Any, loop: Any) -> None:
             await self.queue.drain(STOP_GRACE_S)
+            if self.outbox is not None:
+                await self.outbox.stop()
             if self.api is not None:
                 await self.api.close()
 
@@ -255,6 +292,8 @@ class TelegramChannel(InputChannel):
                 return _problem(400, "the body must be a JSON object")
             if self.queue.pending >= MAX_PENDING_UPDATES:
                 return _problem(503, "busy; Telegram delivers the update again later")
+            if not is_ready(request.app):  # no model loaded: Telegram keeps the update and delivers it later
+                return _problem(503, "the assistant is not ready; Telegram delivers the update later")
             if time.monotonic() < self.store_down_until:  # Telegram keeps the update and delivers it again
                 return _problem(503, "conversations cannot be stored just now; Telegram delivers the update later")
             update_id = update.get("update_id")
@@ -278,17 +317,18 @@ class TelegramChannel(InputChannel):
         """Answers one update; runs in the background, after Telegram got its 200."""
         assert self.api is not None
         if incoming.kind == "callback":
-            try:  # first, so the button's spinner stops even if the answer takes a moment
-                await self.api.call("answerCallbackQuery", {"callback_query_id": incoming.callback_id})
-            except TelegramApiError as exc:  # e.g. a press older than Telegram's 15-minute window
-                logger.warning("answerCallbackQuery failed: %s %s", exc.status, exc.description)
+            # First, so the button's spinner stops; in the background, so a slow Bot API never delays the answer.
+            self.in_background(self._answer_callback(incoming.callback_id or ""))
             if incoming.chat_id is not None and is_our_payload(incoming.text):
                 await self.ask(incoming, incoming.text, on_new_message)
             elif incoming.chat_id is not None:
                 logger.warning("Ignored a button press with unknown data in chat %s", incoming.chat_id)
+        elif incoming.kind == "edited":  # an edit is answered only when it adds a warning sign
+            if is_urgent_text(default_store().current(), incoming.text):
+                await self.send(incoming, fallback(incoming.text))
         elif incoming.kind == "command":
-            if incoming.text == "start":
-                await self.ask(incoming, START_PAYLOAD, on_new_message)
+            if incoming.text == "start":  # a deep link's payload (t.me/bot?start=spring-ad) tells where they came from
+                await self.ask(incoming, START_PAYLOAD, on_new_message, source=incoming.argument)
             else:  # /help, and any command we do not know
                 await self.send(incoming, [fact_message("help")])
         elif incoming.kind == "media":
@@ -300,22 +340,30 @@ class TelegramChannel(InputChannel):
         else:
             await self.ask(incoming, incoming.text, on_new_message)
 
-    async def ask(self, incoming: Incoming, text: str,
-                  on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> None:
+    async def ask(self, incoming: Incoming, text: str, on_new_message: Callable[[UserMessage], Awaitable[Any]],
+                  source: str = "") -> None:
         """Runs the dialogue for one message and sends what it said, or the apology when it said nothing."""
         assert incoming.chat_id is not None
-        conversation = sender_id(incoming.chat_id)
+        conversation = conversation_of(incoming)
         if self.per_chat.retry_after(conversation) is not None:
             await self.send(incoming, [{"text": fact_text("too_many_messages")}])
             return
+        self.typing(incoming)
         limit = max_message_chars()
-        text = (readable_text(text) or "")[:limit]
+        text = readable_text(text) or ""
+        if len(text) > limit:  # read only the start, but never miss a warning sign near the end
+            if is_urgent_text(default_store().current(), text):
+                await self.send(incoming, fallback(text))
+            await self.send(incoming, [{"text": fact_text("message_too_long")}])
+            text = text[:limit]
+        metadata: Dict[str, Any] = {"telegram": {"chat_type": incoming.chat_type, "message_id": incoming.message_id}}
+        if source:
+            metadata["source"] = source
         told = False
         for attempt, delay in enumerate((*STORE_RETRY_DELAYS_S, None)):
             collector = CollectingOutputChannel()
             message = UserMessage(
-                text, collector, conversation, input_channel=self.name(),
-                metadata={"telegram": {"chat_type": incoming.chat_type, "message_id": incoming.message_id}},
+                text, collector, conversation, input_channel=self.name(), metadata=metadata,
                 message_id=f"telegram-{incoming.update_id}" if incoming.update_id is not None else None)
             setattr(message, EXPLICIT_ID_ATTRIBUTE, incoming.update_id is not None)
             try:
@@ -342,8 +390,48 @@ class TelegramChannel(InputChannel):
         await self.send(incoming, messages or fallback(text))
 
     async def send(self, incoming: Incoming, messages: List[Dict[str, Any]]) -> None:
+        """Sends a reply; in a group, an urgent one goes to the member privately, never to everyone."""
         assert self.api is not None and incoming.chat_id is not None
-        output = TelegramOutput(self.api, incoming.message_id if incoming.in_group else None)
+        urgent = any((m.get("custom") or {}).get("urgent") for m in messages)
+        if urgent and incoming.in_group and incoming.user_id is not None:
+            if await self._deliver(incoming.user_id, None, messages):
+                note = [{"text": fact_text("urgent_sent_privately")}]
+                await self._deliver(incoming.chat_id, incoming.message_id, note)
+            else:  # they never opened a private chat with the bot: the numbers, without the details
+                await self._deliver(incoming.chat_id, incoming.message_id, [{"text": fact_text("urgent_in_group")}])
+            return
+        await self._deliver(incoming.chat_id, incoming.message_id if incoming.in_group else None, messages)
+
+    async def _deliver(self, chat_id: int, reply_to: Optional[int], messages: List[Dict[str, Any]]) -> bool:
+        """True when every message went out."""
+        assert self.api is not None
+        output = TelegramOutput(self.api, reply_to, self.outbox)
         for message in messages:
             message = {k: v for k, v in message.items() if k != "recipient_id" and v is not None}
-            await output.send_response(sender_id(incoming.chat_id), message)
+            if not await output.deliver(chat_id, message):
+                return False
+        return True
+
+    def in_background(self, work: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _answer_callback(self, callback_id: str) -> None:
+        assert self.api is not None
+        try:
+            await self.api.call("answerCallbackQuery", {"callback_query_id": callback_id})
+        except TelegramApiError as exc:  # e.g. a press older than Telegram's 15-minute window
+            logger.warning("answerCallbackQuery failed: %s %s", exc.status, exc.description)
+
+    def typing(self, incoming: Incoming) -> None:
+        """"typing…" in the chat while the answer is prepared; never waited for, never an error."""
+        if self.api is not None and incoming.chat_id is not None:
+            self.in_background(self._typing(incoming.chat_id))
+
+    async def _typing(self, chat_id: int) -> None:
+        assert self.api is not None
+        try:
+            await self.api.call("sendChatAction", {"chat_id": chat_id, "action": "typing"})
+        except TelegramApiError:
+            pass

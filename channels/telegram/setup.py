@@ -33,8 +33,10 @@ from clinic.settings import Settings
 logger = logging.getLogger(__name__)
 
 WEBHOOK_PATH = "/webhooks/telegram/webhook"
-# Only what we answer: edited messages, channel posts, membership changes are never even sent to us.
-ALLOWED_UPDATES = ("message", "callback_query")
+# Only what we answer: channel posts, membership changes and the like are never even sent to us.
+ALLOWED_UPDATES = ("message", "edited_message", "callback_query")  # edits: only for warning signs
+COMMANDS = ({"command": "start", "description": "What I can help with"},
+            {"command": "help", "description": "How to ask, and how to reach a person"})
 _SECRET_RE = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
 
 
@@ -123,4 +125,9 @@ async def register_webhook(api: BotApi, config: TelegramConfig) -> Optional[Dict
             logger.error("Telegram setWebhook to %s failed: %s %s", config.webhook_url, exc.status, exc.description)
         return me
     logger.info("Telegram webhook registered: bot @%s receives updates at %s", username, config.webhook_url)
+    try:  # the menu Telegram shows next to the input
+        await api.call("setMyCommands", {"commands": list(COMMANDS)})
+    except TelegramApiError as exc:
+        logger.warning("Telegram setMyCommands failed (%s %s); the command menu stays as it was", exc.status,
+                       exc.description)
     return me

@@ -10,8 +10,9 @@ may be missing or of the wrong type) and becomes one `Incoming`, or None for
   warning sign);
 - groups: only messages addressed to the bot (an @mention, a reply to one of
   its messages, a /command) are answered; the rest is other people talking;
-- edited messages are ignored: the original was already answered, and a second
-  answer to a changed question arrives out of order and confuses the thread;
+- edited messages are read only for warning signs: the original was already
+  answered, and a second answer to a changed question arrives out of order, but
+  an edit that adds "and now I have a fever" must reach the urgent answer;
 - nobody wrote to us (channel posts, membership changes, polls, ...): silence.
 """
 
@@ -36,7 +37,7 @@ _PAYLOAD = re.compile(r'^/[a-z_]{1,40}\{"fact":"[a-z0-9_]{1,40}"\}$')
 
 @dataclass(frozen=True)
 class Incoming:
-    """One thing to answer. kind: text | command | media | callback."""
+    """One thing to answer. kind: text | command | media | callback | edited."""
 
     kind: str
     chat_id: Optional[int]
@@ -45,6 +46,8 @@ class Incoming:
     message_id: Optional[int] = None
     callback_id: Optional[str] = None
     update_id: Optional[int] = None  # Telegram's id of the update: the message's id in the record
+    user_id: Optional[int] = None  # who wrote: in groups each member has a conversation of their own
+    argument: str = ""  # what follows a command: /start's deep-link payload (which page or ad sent them)
 
     @property
     def in_group(self) -> bool:
@@ -109,7 +112,8 @@ def _read_callback(query: Dict[str, Any]) -> Optional[Incoming]:
     message = _dict(query.get("message"))  # absent for inline-mode messages; then we can only stop the spinner
     chat = _dict(message.get("chat"))
     return Incoming("callback", _int(chat.get("id")), _str(chat.get("type")), text=_str(query.get("data")),
-                    message_id=_int(message.get("message_id")), callback_id=callback_id)
+                    message_id=_int(message.get("message_id")), callback_id=callback_id,
+                    user_id=_int(_dict(query.get("from")).get("id")))
 
 
 def _read_message(message: Dict[str, Any], username: str, bot_id: Optional[int]) -> Optional[Incoming]:
@@ -122,23 +126,25 @@ def _read_message(message: Dict[str, Any], username: str, bot_id: Optional[int])
     text = _str(message.get("text"))
     caption = _str(message.get("caption"))
     message_id = _int(message.get("message_id"))
+    user_id = _int(_dict(message.get("from")).get("id"))
     command = _COMMAND.match(text)
     if command:
         target = command.group(2)
         if target and (not username or target.lower() != username.lower()) and chat_type in GROUPS:
             return None  # /help@OtherBot in a group
-        return Incoming("command", chat_id, chat_type, text=command.group(1).lower(), message_id=message_id)
+        return Incoming("command", chat_id, chat_type, text=command.group(1).lower(), message_id=message_id,
+                        user_id=user_id, argument=text[command.end():].strip()[:64])
     if chat_type in GROUPS:
         addressed = _mentions(message, text or caption, username) or _replies_to_bot(message, username, bot_id)
         if not addressed:
             return None
         text, caption = strip_mention(text, username), strip_mention(caption, username)
     if text.strip():
-        return Incoming("text", chat_id, chat_type, text=text, message_id=message_id)
+        return Incoming("text", chat_id, chat_type, text=text, message_id=message_id, user_id=user_id)
     if any(key in message for key in USER_CONTENT):
-        return Incoming("media", chat_id, chat_type, text=caption, message_id=message_id)
+        return Incoming("media", chat_id, chat_type, text=caption, message_id=message_id, user_id=user_id)
     if "text" in message:  # "@ClinicBot" alone, or only spaces: the channel asks for a question
-        return Incoming("text", chat_id, chat_type, text="", message_id=message_id)
+        return Incoming("text", chat_id, chat_type, text="", message_id=message_id, user_id=user_id)
     return None  # service messages: members joining, pinned messages, ...
 
 
@@ -149,4 +155,10 @@ def read_update(update: Any, username: str = "", bot_id: Optional[int] = None) -
         return _read_message(_dict(update["message"]), username, bot_id)
     if "callback_query" in update:
         return _read_callback(_dict(update["callback_query"]))
-    return None  # edited_message, channel_post, my_chat_member, chat_member, poll, ... : see the module doc
+    if "edited_message" in update:  # read for warning signs only (the channel decides)
+        edited = _read_message(_dict(update["edited_message"]), username, bot_id)
+        if edited is not None and edited.kind in ("text", "media") and edited.text.strip():
+            return Incoming("edited", edited.chat_id, edited.chat_type, text=edited.text,
+                            message_id=edited.message_id, user_id=edited.user_id)
+        return None
+    return None  # channel_post, my_chat_member, chat_member, poll, ... : see the module doc

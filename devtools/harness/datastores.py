@@ -61,10 +61,7 @@ class Postgres:
             shutil.chown(self.root, "postgres", "postgres")
         self._run([str(pg_bin / "initdb"), "-D", str(data), "-U", "postgres", "--auth-local=trust",
                    "--auth-host=scram-sha-256", "-E", "UTF8", "--no-sync"])
-        options = (f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.root} -c fsync=off "
-                   "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200")
-        self._run([str(pg_bin / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(self.root / "postgres.log"),
-                   "-w", "-t", str(START_TIMEOUT_S), "start"])
+        self.resume()
         # The superuser comes in over the Unix socket (trust); the clinic's user needs its password on TCP.
         conn = psycopg2.connect(host=str(self.root), port=self.port, user="postgres", dbname="postgres")
         try:
@@ -75,6 +72,19 @@ class Postgres:
         finally:
             conn.close()
         return self
+
+    def halt(self) -> None:
+        """Stops the server, keeping its data: an outage, for fault tests."""
+        assert self.root is not None
+        self._run([str(postgres_bin() / "pg_ctl"), "-D", str(self.root / "data"), "-m", "fast", "-w", "stop"])
+
+    def resume(self) -> None:
+        """Starts the halted server again on the same port, with the same data."""
+        assert self.root is not None
+        options = (f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.root} -c fsync=off "
+                   "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200")
+        self._run([str(postgres_bin() / "pg_ctl"), "-D", str(self.root / "data"), "-o", options, "-l",
+                   str(self.root / "postgres.log"), "-w", "-t", str(START_TIMEOUT_S), "start"])
 
     def connect(self) -> psycopg2.extensions.connection:
         return psycopg2.connect(host="127.0.0.1", port=self.port, user=self.user, password=self.password,
@@ -126,6 +136,13 @@ class Redis:
             except redis.RedisError:
                 time.sleep(0.1)
         raise RuntimeError(f"redis-server did not answer within {START_TIMEOUT_S}s")
+
+    def halt(self) -> None:
+        """Stops the server (its locks are gone with it): an outage, for fault tests."""
+        self.stop()
+
+    def resume(self) -> None:
+        self.start()
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:

@@ -114,6 +114,8 @@ class FakeTelegram:
         if failure is not None:
             if failure.delay_s:
                 await asyncio.sleep(failure.delay_s)
+            if failure.status == 200:  # fail_next(..., 200, delay_s=...): accepted, but answered too late
+                return self._answer(method, params, 200, {"ok": True, "result": self._result(method, params)})
             body: Dict[str, Any] = {"ok": False, "error_code": failure.status,
                                     "description": failure.description or f"Error {failure.status}"}
             if failure.retry_after is not None:

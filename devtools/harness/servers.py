@@ -64,6 +64,9 @@ def fact_of(snapshot: Snapshot, text: str) -> str:
 
 
 def latest_model() -> Path:
+    """The newest model in models/, or the one TEST_MODEL names (a developer setting, for trying a model)."""
+    if os.environ.get("TEST_MODEL"):
+        return Path(os.environ["TEST_MODEL"])
     models = sorted((PROJECT / "models").glob("*.tar.gz"), key=lambda p: p.stat().st_mtime)
     if not models:
         raise RuntimeError("No trained model in models/: run `make train` (make test does it first)")
@@ -121,6 +124,7 @@ class Stack:
         return {"TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONWARNINGS": "ignore",
                 "REST_API_KEYS": f"{TEST_INTEGRATION}:{self.api_key}",
                 "CONVERSATION_SECRET": self.conversation_secret,
+                "DATA_DIR": str(self.workdir / "data"),  # never the project's own var/data
                 "RATE_LIMIT_PER_ADDRESS": "600"}  # one machine plays every patient
 
     @property
@@ -190,3 +194,19 @@ class Stack:
                               headers=self.auth, timeout=timeout)
         reply.raise_for_status()
         return reply.json()
+
+
+def store_stack(workdir: Path, store_env: Dict[str, str], facts_env: Optional[Dict[str, str]] = None,
+                **env: str) -> Stack:
+    """A Stack whose conversation and lock stores are what ops/endpoints.py writes for `store_env`.
+
+    `facts_env` defaults to a private copy of the fact store under `workdir`; `env` adds variables.
+    """
+    from clinic.settings import Settings
+    from ops import endpoints
+
+    settings = Settings.from_env(store_env)
+    extra = endpoints.render(endpoints.endpoints_sections(settings), only=["tracker_store", "lock_store"])
+    endpoints.prepare_data_dir(settings)
+    facts = private_fact_store(workdir) if facts_env is None else facts_env
+    return Stack(workdir, env={**store_env, **facts, **env}, endpoints_extra=extra)

@@ -1,0 +1,45 @@
+"""Messages in other languages (clinic/languages.py, data/languages.yml), as a table."""
+
+from __future__ import annotations
+
+import pytest
+
+from clinic.languages import LanguagesError, detect, languages, names_warning_sign, parse
+
+LANGUAGES = languages()
+
+
+@pytest.mark.parametrize("text, code, urgent", [
+    ("¿Cuánto tiempo dura la rojez después del tratamiento?", "es", False),
+    ("tengo fiebre y pus en la cara desde ayer", "es", True),
+    ("mi hija tiene la cara muy hinchada y le cuesta respirar", "es", True),
+    ("no para de sangrar la zona tratada", "es", True),
+    ("Combien de temps dure la rougeur après?", "fr", False),
+    ("j'ai de la fièvre et du pus", "fr", True),
+    ("Quanto tempo dura a vermelhidão depois?", "pt", False),
+    ("微针治疗后多久可以化妆？", "zh", False),
+    ("微针后我发烧了，脸上有脓", "zh", True),
+    ("Сколько длится покраснение?", "ru", False),
+    ("how long is my face red after?", None, False),
+    ("is it ok to use la roche posay after", None, False),
+    ("hola", None, False),
+    ("I have a fever and pus", None, False),
+    ("😬🔥", None, False),
+])
+def test_the_language_and_its_warning_signs_are_recognised(text: str, code: str | None, urgent: bool) -> None:
+    language = detect(text, LANGUAGES)
+    assert (language.code if language else None) == code
+    assert (names_warning_sign(text, language) if language else False) == urgent
+
+
+@pytest.mark.parametrize("data, message", [
+    ({}, "expected a `languages:` mapping"),
+    ({"languages": {"xx": {"name": "X", "notice": "n"}}}, "language 'xx': field 'urgent' is required text"),
+    ({"languages": {"xx": {"name": "X", "notice": "n", "urgent": "u", "script": "klingon"}}}, "field 'script'"),
+    ({"languages": {"xx": {"name": "X", "notice": "n", "urgent": "u"}}}, "needs `markers`"),
+    ({"languages": {"xx": {"name": "X", "notice": "n", "urgent": "u", "markers": ["a", "b"],
+                           "warning_signs": ["(unclosed"]}}}, "field 'warning_signs'"),
+])
+def test_a_broken_languages_file_names_the_language_and_field(data: dict, message: str) -> None:
+    with pytest.raises(LanguagesError, match=message.replace("(", r"\(").replace("`", "`")):
+        parse(data)

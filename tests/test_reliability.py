@@ -1,0 +1,309 @@
+"""Nothing a patient says is lost: faults injected under a bounded load, then the record is counted.
+
+Patients send numbered messages with a message_id, as the widget does, and
+retry with the same id after a 503 or a dropped connection (a load balancer may
+send the retry to the other instance). Meanwhile a test stops PostgreSQL, stops
+Redis, kills an instance, fills the SQLite disk or makes its folder read-only.
+Afterwards every conversation is read from the database and counted: sent,
+stored, lost, duplicated, out of order; every answer a patient got was either
+a real answer (and then the message is stored) or a 503 that said so.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Dict, Iterator, List
+
+import pytest
+import requests
+import sqlalchemy as sa
+
+from clinic.settings import Settings
+from devtools.harness.datastores import Postgres, Redis
+from devtools.harness.servers import Stack, new_sender, private_fact_store, stop, store_stack
+
+pytestmark = pytest.mark.servers
+
+PATIENTS = int(os.environ.get("FAULT_PATIENTS", 10))
+MESSAGES = int(os.environ.get("FAULT_MESSAGES", 8))
+OUTAGE_S = 8.0
+RETRY_DEADLINE_S = 120.0
+QUESTIONS = ["do you numb the skin first?", "how long is my face red after?", "how many sessions will I need?",
+             "do I need sunscreen after?", "when can I wear makeup again?", "how long does a session take?",
+             "is it safe for dark skin?", "does it help acne scars?"]
+
+
+@dataclass
+class Patient:
+    sender: str
+    sent: List[str] = field(default_factory=list)  # message ids, in the order sent
+    answered: List[str] = field(default_factory=list)
+    told_503: int = 0
+    unexpected: List[str] = field(default_factory=list)
+    longest_wait_s: float = 0.0
+
+
+def talk(instances: List[Stack], patient: Patient, pause: Callable[[], None]) -> Patient:
+    """Sends MESSAGES messages one after the other, retrying each (same id) until answered."""
+    with requests.Session() as http:
+        for n in range(MESSAGES):
+            message_id = f"{patient.sender}-{n:03d}"
+            patient.sent.append(message_id)
+            began = time.monotonic()
+            attempt = 0
+            while time.monotonic() - began < RETRY_DEADLINE_S:
+                instance = instances[(n + attempt) % len(instances)]
+                attempt += 1
+                try:
+                    reply = http.post(f"{instance.url}/webhooks/rest/webhook", headers=instance.auth, timeout=60,
+                                      json={"sender": patient.sender, "message": QUESTIONS[n % len(QUESTIONS)],
+                                            "message_id": message_id})
+                except requests.RequestException:
+                    time.sleep(0.5)  # the instance is gone: the load balancer tries another
+                    continue
+                if reply.status_code == 200:
+                    body = reply.json()
+                    if not body or not all(m.get("text") for m in body):
+                        patient.unexpected.append(f"{message_id}: empty answer")
+                    patient.answered.append(message_id)
+                    break
+                if reply.status_code == 503:
+                    patient.told_503 += 1
+                    if not reply.json().get("text"):
+                        patient.unexpected.append(f"{message_id}: a 503 that tells the patient nothing")
+                    time.sleep(min(float(reply.headers.get("Retry-After", 1)), 2.0))
+                    continue
+                patient.unexpected.append(f"{message_id}: HTTP {reply.status_code} {reply.text[:100]}")
+                break
+            patient.longest_wait_s = max(patient.longest_wait_s, time.monotonic() - began)
+            pause()
+    return patient
+
+
+def stored_message_ids(url: str, conversation_id: str) -> List[str]:
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(sa.text("SELECT data FROM events WHERE sender_id = :s AND type_name = 'user' "
+                                        "ORDER BY id"), {"s": conversation_id}).all()
+    finally:
+        engine.dispose()
+    return [json.loads(row[0]).get("message_id") for row in rows]
+
+
+def run_with_fault(instances: List[Stack], url: str, fault: Callable[[], None]) -> List[Patient]:
+    """The bounded load, with `fault` run once the load is under way; returns the patients' outcomes."""
+    patients = [Patient(new_sender("fault")) for _ in range(PATIENTS)]
+    started = threading.Event()
+
+    def pause() -> None:
+        started.set()
+        time.sleep(0.05)
+
+    with ThreadPoolExecutor(max_workers=PATIENTS + 1) as pool:
+        futures = [pool.submit(talk, instances, p, pause) for p in patients]
+        assert started.wait(120), "the load never started"
+        time.sleep(1.0)
+        fault()
+        results = [f.result(timeout=600) for f in futures]
+    check_the_record(results, url)
+    return results
+
+
+def check_the_record(patients: List[Patient], url: str) -> None:
+    problems: Dict[str, Dict[str, object]] = {}
+    for patient in patients:
+        stored = stored_message_ids(url, Stack.conversation_id(patient.sender))
+        lost = [m for m in patient.sent if m not in stored]
+        duplicated = sorted({m for m in stored if stored.count(m) > 1})
+        in_order = [m for m in stored if m in patient.sent] == patient.sent
+        unanswered = [m for m in patient.sent if m not in patient.answered]
+        if lost or duplicated or not in_order or unanswered or patient.unexpected:
+            problems[patient.sender] = {"lost": lost, "duplicated": duplicated, "in_order": in_order,
+                                        "unanswered": unanswered, "unexpected": patient.unexpected}
+    assert problems == {}, json.dumps(problems, indent=1)[:3000]
+
+
+# --- two instances on PostgreSQL and Redis -----------------------------------------------------------------------
+
+@dataclass
+class Cluster:
+    a: Stack
+    b: Stack
+    postgres: Postgres
+    redis: Redis
+
+    @property
+    def instances(self) -> List[Stack]:
+        return [self.a, self.b]
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[Cluster]:
+    postgres, redis = Postgres().start(), Redis().start()
+    store_env = {"TRACKER_STORE_URL": postgres.url, "LOCK_STORE_URL": redis.url}
+    facts = private_fact_store(tmp_path)
+    stacks = [store_stack(tmp_path / name, store_env, facts) for name in ("a", "b")]
+    stacks[1].api_key, stacks[1].conversation_secret = stacks[0].api_key, stacks[0].conversation_secret
+    try:
+        with ThreadPoolExecutor(4) as pool:
+            for future in [pool.submit(s.start_actions) for s in stacks]:
+                future.result()
+            for future in [pool.submit(s.start_rasa) for s in stacks]:
+                future.result()
+        yield Cluster(stacks[0], stacks[1], postgres, redis)
+    finally:
+        for stack in stacks:
+            stack.stop()
+        redis.stop()
+        postgres.stop()
+
+
+def outage(halt: Callable[[], None], resume: Callable[[], None]) -> Callable[[], None]:
+    def fault() -> None:
+        halt()
+        time.sleep(OUTAGE_S)
+        resume()
+    return fault
+
+
+def test_postgres_stopped_under_load_loses_and_duplicates_nothing(cluster: Cluster) -> None:
+    patients = run_with_fault(cluster.instances, cluster.postgres.url,
+                              outage(cluster.postgres.halt, cluster.postgres.resume))
+    assert sum(p.told_503 for p in patients) > 0, "the outage was never noticed: the test proved nothing"
+
+
+def test_redis_stopped_under_load_loses_and_duplicates_nothing(cluster: Cluster) -> None:
+    patients = run_with_fault(cluster.instances, cluster.postgres.url,
+                              outage(cluster.redis.halt, cluster.redis.resume))
+    assert sum(p.told_503 for p in patients) > 0, "the outage was never noticed: the test proved nothing"
+
+
+def test_an_instance_killed_under_load_strands_nobody(cluster: Cluster) -> None:
+    def kill_a() -> None:
+        for process in (cluster.a.rasa, cluster.a.actions):
+            assert process is not None
+            os.killpg(process.pid, signal.SIGKILL)
+
+    patients = run_with_fault(cluster.instances, cluster.postgres.url, kill_a)
+    longest = max(p.longest_wait_s for p in patients)
+    assert longest < 20, f"a patient waited {longest:.1f} s for one answer (a dead instance's lock lives 6 s)"
+
+
+# --- one instance on SQLite: a full disk, a read-only folder ------------------------------------------------------
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 16 MB tmpfs for the SQLite folder (root can mount here; elsewhere this test cannot run)."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m,mode=0700", "tmpfs", str(mount)],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a small file system here: {done.stderr.strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], capture_output=True)
+
+
+@pytest.fixture
+def embedded(tmp_path: Path, small_disk: Path) -> Iterator[Stack]:
+    stack = store_stack(tmp_path / "stack", {"DATA_DIR": str(small_disk / "data")})
+    try:
+        yield stack.start()
+    finally:
+        stack.stop()
+
+
+def sqlite_url(stack: Stack) -> str:
+    return Settings.from_env(stack.env).conversations_url
+
+
+def test_a_full_disk_is_told_and_nothing_is_lost(embedded: Stack, small_disk: Path) -> None:
+    filler = small_disk / "filler"
+
+    def fill() -> None:
+        subprocess.run(["dd", "if=/dev/zero", f"of={filler}", "bs=1M", "count=64"], capture_output=True)
+        time.sleep(OUTAGE_S)
+        filler.unlink()
+
+    patients = run_with_fault([embedded], sqlite_url(embedded), fill)
+    assert sum(p.told_503 for p in patients) > 0, "the full disk was never noticed: the test proved nothing"
+
+
+def test_a_read_only_folder_is_told_and_nothing_is_lost(embedded: Stack, small_disk: Path) -> None:
+    def read_only() -> None:
+        subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
+        time.sleep(OUTAGE_S)
+        subprocess.run(["mount", "-o", "remount,rw", str(small_disk)], check=True)
+
+    patients = run_with_fault([embedded], sqlite_url(embedded), read_only)
+    assert sum(p.told_503 for p in patients) > 0, "the read-only disk was never noticed: the test proved nothing"
+
+
+def test_the_health_check_writes_for_real(embedded: Stack, small_disk: Path) -> None:
+    health = f"{embedded.url}/webhooks/rest/"
+    assert requests.get(health, timeout=30).status_code == 200
+    subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
+    try:
+        reply = requests.get(health, timeout=30)
+        assert reply.status_code == 503 and "conversations.db" in reply.json()["problem"]
+    finally:
+        subprocess.run(["mount", "-o", "remount,rw", str(small_disk)], check=True)
+    assert requests.get(health, timeout=30).status_code == 200
+
+
+def test_an_unwritable_store_stops_start_up_and_names_the_path(tmp_path: Path, small_disk: Path) -> None:
+    data = small_disk / "data"
+    data.mkdir()
+    subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
+    stack = store_stack(tmp_path / "stack", {"DATA_DIR": str(data)})
+    try:
+        with pytest.raises(RuntimeError):
+            stack.start_rasa()
+    finally:
+        stop(stack.rasa)
+        subprocess.run(["mount", "-o", "remount,rw", str(small_disk)], check=True)
+    log = (tmp_path / "stack" / "rasa.log").read_text()
+    assert f"{data}/conversations.db" in log
+
+
+def test_a_repeated_message_id_is_answered_from_the_record(embedded: Stack) -> None:
+    sender, message_id = new_sender(), "repeat-0001"
+
+    def send() -> requests.Response:
+        return requests.post(f"{embedded.url}/webhooks/rest/webhook", headers=embedded.auth, timeout=60,
+                             json={"sender": sender, "message": "how long is my face red after?",
+                                   "message_id": message_id})
+
+    first, again = send(), send()
+    assert first.status_code == again.status_code == 200
+    assert [m.get("text") for m in again.json()] == [m.get("text") for m in first.json()]
+    assert stored_message_ids(sqlite_url(embedded), Stack.conversation_id(sender)) == [message_id]
+
+
+def test_an_apology_is_kept_in_the_record(embedded: Stack) -> None:
+    assert embedded.actions is not None
+    stop(embedded.actions)
+    sender = new_sender()
+    try:
+        reply = embedded.say(sender, "how long does a session take?")
+    finally:
+        embedded.start_actions()
+    engine = sa.create_engine(sqlite_url(embedded))
+    with engine.connect() as conn:
+        bots = [json.loads(r[0]) for r in conn.execute(sa.text(
+            "SELECT data FROM events WHERE sender_id = :s AND type_name = 'bot' ORDER BY id"),
+            {"s": Stack.conversation_id(sender)})]
+    engine.dispose()
+    assert [b["text"] for b in bots] == [m["text"] for m in reply if m.get("text")]
+    assert bots[-1]["metadata"]["clinic"]["kind"] == "apology"
