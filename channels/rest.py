@@ -39,6 +39,7 @@ from clinic.inbound import clean_metadata, readable_text, typed_commands
 from clinic.rate_limit import RateLimiter
 from clinic.settings import Settings
 from clinic.settings import current as current_settings
+from ops.alerts import alerts
 from rasa_extensions.conversations import (
     asks_to_forget,
     forget,
@@ -154,6 +155,14 @@ class ClinicRestInput(InputChannel):
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         webhook = Blueprint("clinic_rest_webhook", __name__)
         self._prepare()
+
+        @webhook.listener("after_server_start")
+        async def start_alerts(app: Any, loop: Any) -> None:
+            """Staff alerts are sent from the Rasa server's loop (ops/alerts.py); the REST channel is always on."""
+            try:
+                alerts(self.settings).start()
+            except Exception:  # alerts must never stop the assistant from starting
+                logger.exception("Staff alerts could not start")
 
         @webhook.route("/", methods=["GET"])
         async def health(request: Request) -> HTTPResponse:

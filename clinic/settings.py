@@ -37,6 +37,8 @@ LOOPBACK = ("127.0.0.1", "localhost", "::1")
 class ConfigError(ValueError):
     """A variable that would make a process fail later, caught before it starts."""
 
+    safe_to_log = True  # names a variable, never a patient's words (clinic/private_logs.py)
+
 
 @dataclass(frozen=True)
 class Variable:
@@ -94,6 +96,18 @@ VARIABLES: Tuple[Variable, ...] = (
     Variable(("FACT_REVIEW_DAYS",), "365", "a fact last reviewed longer ago than this is listed as due for review"),
     Variable(("REVIEW_DIR",), "`data/review`", "where the console writes training proposals, and the reviewer's "
              "accepted examples that `make train` reads"),
+    # Staff alerts (ops/alerts.py, docs/alerts.md)
+    Variable(("ALERT_TELEGRAM_CHAT",), "unset", "a staff Telegram chat (its id, e.g. -1001234567890) told of every "
+             "urgent report and request for a person; uses `TELEGRAM_TOKEN`'s bot"),
+    Variable(("ALERT_EMAIL_TO", "SMTP_HOST", "SMTP_PORT"), "unset, unset, 587",
+             "e-mail alerts: to whom, through which SMTP server"),
+    Variable(("SMTP_USER", "SMTP_PASSWORD", "SMTP_FROM"), "unset, unset, `ALERT_EMAIL_TO`",
+             "the SMTP account, and the sender address"),
+    Variable(("SMTP_STARTTLS", "SMTP_CA_FILE"), "true, the system's", "encrypt with STARTTLS (always, except on a "
+             "trusted local relay), and the certificate authorities to trust"),
+    Variable(("CONSOLE_URL",), "`http://localhost:CONSOLE_PORT`", "the staff console's address, for the links in "
+             "alerts"),
+    Variable(("ALERT_DEDUPE_MINUTES",), "30", "one alert per conversation and kind within this many minutes"),
 )
 NAMES = frozenset(name for variable in VARIABLES for name in variable.names)
 
@@ -232,11 +246,23 @@ class Settings:
     console_https: bool
     fact_review_days: int
     review_dir: Path
+    # staff alerts
+    alert_telegram_chat: str
+    alert_email_to: str
+    smtp_host: str
+    smtp_port: int
+    smtp_user: str
+    smtp_password: str
+    smtp_from: str
+    smtp_starttls: bool
+    smtp_ca_file: str
+    console_url: str
+    alert_dedupe_minutes: float
 
     @classmethod
     def from_env(cls, env: Optional[Mapping[str, str]] = None) -> Settings:
         env = os.environ if env is None else env
-        prefixes = ("TELEGRAM_", "RETENTION_", "RATE_LIMIT_", "STAFF_", "CONSOLE_")
+        prefixes = ("TELEGRAM_", "RETENTION_", "RATE_LIMIT_", "STAFF_", "CONSOLE_", "ALERT_", "SMTP_")
         unknown_prefixed = sorted(n for n in env if n.startswith(prefixes) and n not in NAMES)
         if unknown_prefixed:
             raise ConfigError(f"Unknown variable(s) {', '.join(unknown_prefixed)}: see the README's configuration "
@@ -286,7 +312,22 @@ class Settings:
             console_https=_flag(env, "CONSOLE_HTTPS"),
             fact_review_days=int(_number(env, "FACT_REVIEW_DAYS", 365, int, minimum=1, what="a whole number of days")),
             review_dir=_path(env, "REVIEW_DIR", Path("data/review")),
+            alert_telegram_chat=_text(env, "ALERT_TELEGRAM_CHAT"),
+            alert_email_to=_text(env, "ALERT_EMAIL_TO"),
+            smtp_host=_text(env, "SMTP_HOST"),
+            smtp_port=_port(env, "SMTP_PORT", 587),
+            smtp_user=_text(env, "SMTP_USER"),
+            smtp_password=_text(env, "SMTP_PASSWORD"),
+            smtp_from=_text(env, "SMTP_FROM") or _text(env, "ALERT_EMAIL_TO"),
+            smtp_starttls=_text(env, "SMTP_STARTTLS").lower() not in ("false", "0", "no"),
+            smtp_ca_file=_text(env, "SMTP_CA_FILE"),
+            console_url=_text(env, "CONSOLE_URL") or f"http://localhost:{_port(env, 'CONSOLE_PORT', 5010)}",
+            alert_dedupe_minutes=_number(env, "ALERT_DEDUPE_MINUTES", 30.0, minimum=0, what="a number of minutes"),
         )
+        if settings.alert_telegram_chat and not settings.telegram_token:
+            raise ConfigError("ALERT_TELEGRAM_CHAT needs TELEGRAM_TOKEN: the alerts are sent by the clinic's bot")
+        if bool(settings.alert_email_to) != bool(settings.smtp_host):
+            raise ConfigError("E-mail alerts need both ALERT_EMAIL_TO and SMTP_HOST")
         if settings.console_host not in LOOPBACK and not settings.console_https:
             raise ConfigError(f"CONSOLE_HOST={settings.console_host} would send staff passwords and patients' "
                               "messages unencrypted: serve the console through HTTPS (a reverse proxy) and set "

@@ -70,6 +70,10 @@ def purge(url: str, days: float, now: Optional[float] = None, dry_run: bool = Fa
             emptied = sum(1 for _, _, newest in conn.execute(per_sender) if newest is not None and newest < cutoff)
         total = sum(touched.values())
         if not dry_run:
+            with engine.begin() as conn:  # staff alerts quote patients' words: the same limit applies
+                for name, column in (("staff_alerts", "created_at"), ("telegram_outbox", "created_at")):
+                    if sa.inspect(engine).has_table(name):
+                        conn.execute(sa.text(f"DELETE FROM {name} WHERE {column} < :cutoff"), {"cutoff": cutoff})
             batch = sa.select(events.c.id).where(old).limit(BATCH).scalar_subquery()
             while True:
                 with engine.begin() as conn:

@@ -112,6 +112,12 @@ def forget(app: Any, settings: Settings, sender_id: str, channel: str) -> Option
         logger.error("The conversation store cannot delete conversations; configure the project's tracker store")
         return None
     deleted = int(store.forget(sender_id))
+    try:
+        from ops.alerts import alerts
+
+        deleted += alerts(settings).forget(sender_id)
+    except Exception:  # the conversation is gone either way; an alert row left is purged by retention
+        logger.exception("The staff alerts of a deleted conversation could not be deleted")
     audit.record(settings, "conversation deleted", by="patient", channel=channel,
                  conversation=audit.conversation_ref(sender_id), events=deleted)
     logger.info("A %s conversation was deleted at the patient's request (%d events)", channel, deleted)

@@ -72,15 +72,41 @@ async def run_prediction_loop(self: Any, output_channel: Any, tracker: Any) -> N
 
     before = len(tracker.events)
     await _original["_run_prediction_loop"](self, output_channel, tracker)
-    if any(isinstance(event, BotUttered) for event in list(tracker.events)[before:]):
-        return
     text = (tracker.latest_message.text if tracker.latest_message else "") or ""
+    said = [event for event in list(tracker.events)[before:] if isinstance(event, BotUttered)]
+    if said:
+        alert_staff(tracker, said, text)
+        return
     for reply in fallback(text):
         kind = "urgent" if (reply.get("custom") or {}).get("urgent") else "apology"
         data = {"custom": reply["custom"]} if "custom" in reply else {}
-        tracker.update(BotUttered(reply["text"], data=data, metadata={"clinic": {"kind": kind, "facts": [],
-                                                                                  "reason": "no reply"}}))
+        event = BotUttered(reply["text"], data=data, metadata={"clinic": {"kind": kind, "facts": [],
+                                                                          "reason": "no reply"}})
+        tracker.update(event)
         await output_channel.send_response(tracker.sender_id, reply)
+        alert_staff(tracker, [event], text)
+
+
+def alert_staff(tracker: Any, said: List[Any], text: str) -> None:
+    """Queues a staff alert for an urgent answer or a request for a person, without delaying the reply."""
+    import asyncio
+
+    from ops.alerts import PERSON, URGENT, alerts
+
+    outcomes = [(event.metadata or {}).get("clinic") or {} for event in said]
+    kind = URGENT if any(o.get("kind") == "urgent" for o in outcomes) else \
+        PERSON if any("human_handoff" in (o.get("facts") or []) for o in outcomes) else None
+    if kind is None:
+        return
+    channel = (tracker.latest_message.input_channel if tracker.latest_message else None) or "unknown"
+
+    def queue() -> None:
+        try:
+            alerts().notify(tracker.sender_id, kind, channel, text)
+        except Exception:  # the patient's reply is never affected; the console shows what was not sent
+            logger.exception("A staff alert could not be queued")
+
+    asyncio.get_running_loop().run_in_executor(None, queue)
 
 
 def without_memory_fallback(store: Any, domain: Any) -> Any:

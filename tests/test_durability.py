@@ -26,11 +26,11 @@ from typing import Callable, Dict, Iterator, List, Optional
 
 import pytest
 import requests
-import sqlalchemy as sa
 import yaml
 
 from clinic.fact_store import Snapshot
 from clinic.settings import Settings
+from devtools.harness import records
 from devtools.harness.datastores import Postgres, Redis
 from devtools.harness.servers import (
     PROJECT,
@@ -176,15 +176,8 @@ class Turn:
 
 
 def stored_events(url: str, sender: str) -> List[dict]:
-    """The sender's events as Rasa stored them (every session), in storage order."""
-    sender = Stack.conversation_id(sender)
-    engine = sa.create_engine(url)
-    try:
-        with engine.connect() as conn:
-            rows = conn.execute(sa.text("SELECT data FROM events WHERE sender_id = :s ORDER BY id"), {"s": sender})
-            return [json.loads(row[0]) for row in rows]
-    finally:
-        engine.dispose()
+    """The events of a sender this test talked to through `Stack.say`."""
+    return records.stored_events(url, Stack.conversation_id(sender))
 
 
 def stored_turns(url: str, sender: str) -> List[Turn]:

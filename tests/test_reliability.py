@@ -24,10 +24,10 @@ from typing import Callable, Dict, Iterator, List
 
 import pytest
 import requests
-import sqlalchemy as sa
 
 from clinic.settings import Settings
 from devtools.harness.datastores import Postgres, Redis
+from devtools.harness.records import stored_events
 from devtools.harness.servers import Stack, new_sender, private_fact_store, stop, store_stack
 
 pytestmark = pytest.mark.servers
@@ -89,14 +89,7 @@ def talk(instances: List[Stack], patient: Patient, pause: Callable[[], None]) ->
 
 
 def stored_message_ids(url: str, conversation_id: str) -> List[str]:
-    engine = sa.create_engine(url)
-    try:
-        with engine.connect() as conn:
-            rows = conn.execute(sa.text("SELECT data FROM events WHERE sender_id = :s AND type_name = 'user' "
-                                        "ORDER BY id"), {"s": conversation_id}).all()
-    finally:
-        engine.dispose()
-    return [json.loads(row[0]).get("message_id") for row in rows]
+    return [event.get("message_id") for event in stored_events(url, conversation_id, "user")]
 
 
 def run_with_fault(instances: List[Stack], url: str, fault: Callable[[], None]) -> List[Patient]:
@@ -299,11 +292,6 @@ def test_an_apology_is_kept_in_the_record(embedded: Stack) -> None:
         reply = embedded.say(sender, "how long does a session take?")
     finally:
         embedded.start_actions()
-    engine = sa.create_engine(sqlite_url(embedded))
-    with engine.connect() as conn:
-        bots = [json.loads(r[0]) for r in conn.execute(sa.text(
-            "SELECT data FROM events WHERE sender_id = :s AND type_name = 'bot' ORDER BY id"),
-            {"s": Stack.conversation_id(sender)})]
-    engine.dispose()
+    bots = stored_events(sqlite_url(embedded), Stack.conversation_id(sender), "bot")
     assert [b["text"] for b in bots] == [m["text"] for m in reply if m.get("text")]
     assert bots[-1]["metadata"]["clinic"]["kind"] == "apology"

@@ -28,6 +28,7 @@ import sqlalchemy as sa
 from clinic.settings import Settings
 from devtools.harness.datastores import Postgres
 from devtools.harness.fake_telegram import FakeTelegram
+from devtools.harness.records import stored_events as stored
 from devtools.harness.servers import (
     PROJECT,
     Stack,
@@ -96,16 +97,6 @@ def post(stack: Stack, body: Any, key: bool = False, content_type: str = "applic
     data = body if isinstance(body, (bytes, str)) else json.dumps(body)
     headers = {"Content-Type": content_type, **(stack.auth if key else {})}
     return requests.post(stack.url + path, data=data, headers=headers, timeout=60)
-
-
-def stored(url: str, sender_id: str) -> List[Dict[str, Any]]:
-    engine = sa.create_engine(url)
-    try:
-        with engine.connect() as conn:
-            rows = conn.execute(sa.text("SELECT data FROM events WHERE sender_id = :s ORDER BY id"), {"s": sender_id})
-            return [json.loads(r[0]) for r in rows]
-    finally:
-        engine.dispose()
 
 
 def url_of(stack: Stack) -> str:
