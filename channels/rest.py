@@ -146,6 +146,21 @@ class ClinicRestInput(InputChannel):
                 found = name
         return found, found is not None
 
+    def conversation(self, integration: Optional[str], sender: Any, start_new: bool) -> Tuple[Optional[str], Any]:
+        """(the stored conversation id, the id the client sends next time), or (None, sender) when refused.
+
+        An integration chooses its senders, inside its own namespace. Anyone else must present an id
+        this server issued; otherwise `start_new` gives a new conversation (never someone else's).
+        """
+        assert self._ids is not None
+        if integration is not None:
+            return api_sender(integration, sender), sender
+        stored = self._ids.verify(sender)
+        if stored is None and start_new:
+            sender = self._ids.issue()
+            stored = self._ids.verify(sender)
+        return stored, sender
+
     def too_many(self, limiter: Optional[RateLimiter], key: str) -> Optional[HTTPResponse]:
         wait = limiter.retry_after(key) if limiter is not None else None
         if wait is None:
@@ -184,19 +199,10 @@ class ClinicRestInput(InputChannel):
             parsed, problem = parse_request(request.body, max_message_chars(), request.content_type or "")
             if problem is not None:
                 return problem
-            assert parsed is not None and self._ids is not None  # parse_request returns exactly one of the two
-            if integration is not None:
-                client_id = parsed["sender"]
-                sender_id = api_sender(integration, client_id)
-                if sender_id is None:
-                    return error(400, "'sender' is required: 1 to 128 letters, digits, or . _ @ + -")
-            else:
-                sender_id = self._ids.verify(parsed["sender"])
-                client_id = parsed["sender"]
-                if sender_id is None:  # new, forged or altered: a new conversation, never someone else's
-                    client_id = self._ids.issue()
-                    sender_id = self._ids.verify(client_id)
-            assert sender_id is not None
+            assert parsed is not None  # parse_request returns exactly one of the two
+            sender_id, client_id = self.conversation(integration, parsed["sender"], start_new=True)
+            if sender_id is None:
+                return error(400, "'sender' is required: 1 to 128 letters, digits, or . _ @ + -")
             refused = self.too_many(self._per_sender, sender_id)
             if refused is not None:
                 return refused
@@ -242,9 +248,7 @@ class ClinicRestInput(InputChannel):
                 data = None
             if not isinstance(data, dict) or data.get("value") not in ("up", "down"):
                 return error(400, 'Send {"sender": "<conversation id>", "value": "up" or "down"}.')
-            assert self._ids is not None
-            sender_id = (api_sender(integration, data.get("sender")) if integration is not None
-                         else self._ids.verify(data.get("sender")))
+            sender_id, _ = self.conversation(integration, data.get("sender"), start_new=False)
             if sender_id is None:
                 return error(404, "No such conversation.")
             refused = self.too_many(self._per_sender, sender_id)

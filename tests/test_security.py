@@ -483,3 +483,20 @@ def test_fuzz_every_public_endpoint(pg_stack: Stack, sqlite_stack: Stack) -> Non
     assert alive(pg_stack) and alive(sqlite_stack)
     assert {v: stored(url, Stack.conversation_id(v)) for v in victims} == before
     assert pg_stack.say(new_sender(), "how long is my face red after?")
+
+
+# --- feedback on an answer (the REST API's /feedback, used by the widget's thumbs) -------------------------------
+
+def test_a_thumbs_up_or_down_is_stored_on_the_latest_answer(sqlite_stack: Stack) -> None:
+    sender = new_sender()
+    sqlite_stack.say(sender, "how long is my face red after?")
+    url = f"{sqlite_stack.url}/webhooks/rest/feedback"
+    reply = requests.post(url, json={"sender": sender, "value": "down"}, headers=sqlite_stack.auth, timeout=30)
+    assert reply.status_code == 204
+    slots = [e for e in stored(url_of(sqlite_stack), Stack.conversation_id(sender)) if e.get("event") == "slot"
+             and e.get("name") == "feedback"]
+    assert [s["value"] for s in slots] == [{"value": "down", "fact": "downtime"}]
+    stranger = requests.post(url, json={"sender": "web:not-issued", "value": "up"}, timeout=30)
+    assert stranger.status_code == 404  # nobody rates someone else's conversation
+    assert requests.post(url, json={"sender": sender, "value": "meh"}, headers=sqlite_stack.auth,
+                         timeout=30).status_code == 400
