@@ -326,6 +326,17 @@ def test_a_repeated_update_is_answered_once(tg: Stack, fake: FakeTelegram) -> No
     assert help_barrier(tg, fake, chat) == [fact(tg, "help").text] * 2
 
 
+def test_an_update_delivered_again_after_a_restart_is_answered_once(tg: Stack, fake: FakeTelegram) -> None:
+    chat = new_chat()
+    update = text_update(chat, "/help")
+    deliver(tg, update)
+    wait_for_texts(fake, chat, 1)
+    stop(tg.rasa)  # its memory of update ids is gone; the database's is not
+    tg.start_rasa()
+    deliver(tg, update)
+    assert help_barrier(tg, fake, chat) == [fact(tg, "help").text] * 2
+
+
 @pytest.mark.parametrize("status, retry_after", [(429, 1), (502, None)])
 def test_rate_limits_and_server_errors_are_retried_and_delivered_once(
         tg: Stack, fake: FakeTelegram, status: int, retry_after: int | None) -> None:

@@ -299,6 +299,13 @@ class TelegramChannel(InputChannel):
             update_id = update.get("update_id")
             if isinstance(update_id, int) and self.recent.seen_before(update_id):
                 return response.json({"ok": True})
+            if isinstance(update_id, int) and 0 <= update_id < 2 ** 53 and self.outbox is not None:
+                try:
+                    if not await self.outbox.first_time(update_id):  # taken before a restart, or by another instance
+                        return response.json({"ok": True})
+                except Exception:  # the database is down: 503, so Telegram keeps the update for later
+                    logger.error("Telegram update %s: the update log cannot be written; answered 503", update_id)
+                    return _problem(503, "conversations cannot be stored just now; Telegram delivers the update later")
             try:
                 incoming = read_update(update, self.username, self.bot_id)
                 if incoming is not None and isinstance(update_id, int):

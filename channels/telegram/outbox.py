@@ -1,5 +1,8 @@
 """Telegram replies kept in the conversation database until Telegram has them: never lost, never sent twice.
 
+The same database remembers which update ids were already taken, so an update
+Telegram delivers again (after a restart, or to another instance) is answered once.
+
 Before, a reply was lost after a few seconds of Bot API errors (about 3.5 s of
 5xx, four 429s, or one `retry_after` over 30 s), and a sendMessage that timed
 out after Telegram had accepted it was sent again. Now each reply is written to
@@ -48,6 +51,14 @@ table = sa.Table(
     sa.Column("claimed_by", sa.String(64)),
     sa.Column("claimed_until", sa.Float),
 )
+
+
+updates = sa.Table(
+    "telegram_updates", metadata,  # update ids already taken, by any instance, for a day
+    sa.Column("update_id", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("seen_at", sa.Float, nullable=False, index=True),
+)
+SEEN_FOR_S = 24 * 3600  # Telegram gives up re-delivering an update long before this
 
 
 class Outbox:
@@ -101,6 +112,24 @@ class Outbox:
             conn.execute(table.update().where(table.c.id == row_id).values(
                 attempts=attempts, next_at=time.time() + wait_s, claimed_by=None, claimed_until=None))
 
+    # --- updates already taken -----------------------------------------------------------------------------
+
+    def _take(self, update_id: int) -> bool:
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(updates.insert().values(update_id=update_id, seen_at=time.time()))
+            return True
+        except sa.exc.IntegrityError:  # another instance, or this one before a restart, took it
+            return False
+
+    async def first_time(self, update_id: int) -> bool:
+        """True the first time any instance sees this update id (shared through the database)."""
+        return bool(await self._db(self._take, update_id))
+
+    def _forget_old_updates(self) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(updates.delete().where(updates.c.seen_at < time.time() - SEEN_FOR_S))
+
     # --- sending -------------------------------------------------------------------------------------------
 
     async def send(self, chat_id: Any, params_list: List[Dict[str, Any]]) -> str:
@@ -147,10 +176,14 @@ class Outbox:
         return SENT
 
     async def _run(self) -> None:
+        ticks = 0
         while True:
             try:
                 for chat_id in await self._db(self._due_chats):
                     await self.flush_chat(chat_id)
+                ticks += 1
+                if ticks % 3600 == 0:
+                    await self._db(self._forget_old_updates)
             except Exception:  # the database may be down: try again at the next tick
                 logger.exception("The Telegram outbox could not be read")
             await asyncio.sleep(POLL_S)
