@@ -1,6 +1,6 @@
 # The two commands a new user needs: `make run` and `make test`.
 BIN := .venv/bin
-PY_DIRS := clinic actions channels rasa_extensions ops devtools tests
+PY_DIRS := clinic actions channels rasa_extensions console ops devtools tests
 export RASA_TELEMETRY_ENABLED ?= false
 
 .PHONY: run test install train lint shell check-facts nlu-compare bench purge clean
@@ -23,7 +23,7 @@ lint: install
 
 .PHONY: typecheck
 typecheck: install    ## Type-check clinic, actions, channels and rasa_extensions (mypy; settings in pyproject.toml)
-	$(BIN)/mypy clinic actions channels rasa_extensions
+	$(BIN)/mypy clinic actions channels rasa_extensions console
 
 check-facts: install  ## Validate the fact store and clinic settings after editing them
 	$(BIN)/python -m clinic.check_facts
@@ -39,6 +39,17 @@ nlu-compare: install  ## Compare NLU pipelines on the held-out test set (writes 
 	$(BIN)/uv pip install --quiet --require-hashes --python $(BIN)/python -r requirements-nlu-compare.lock
 	TF_CPP_MIN_LOG_LEVEL=3 PYTHONWARNINGS=ignore $(BIN)/python ops/spacy_models.py
 	$(BIN)/python -m devtools.compare_pipelines
+
+.PHONY: bench-console review
+bench-console: install  ## The staff console's pages over 100,000 generated conversations, SQLite and PostgreSQL (docs/benchmarks.md)
+	$(BIN)/python -m devtools.bench.console
+
+review: install       ## List the staff console's training proposals waiting for a reviewer (docs/console.md)
+	$(BIN)/python -m console.proposals list
+
+.PHONY: eval
+eval: install         ## Every evaluation set end to end over REST, dev and locked apart (writes docs/evaluation.md)
+	$(BIN)/python -m devtools.eval
 
 bench: install        ## Benchmark config.yml against stock `rasa init` Rasa (writes docs/benchmarks.md; 10–16 min on 2 cores)
 	$(BIN)/python -m devtools.bench

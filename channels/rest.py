@@ -146,7 +146,8 @@ class ClinicRestInput(InputChannel):
                 found = name
         return found, found is not None
 
-    def conversation(self, integration: Optional[str], sender: Any, start_new: bool) -> Tuple[Optional[str], Any]:
+    def conversation(self, integration: Optional[str], sender: Any, start_new: bool,
+                     message_id: Optional[str] = None) -> Tuple[Optional[str], Any]:
         """(the stored conversation id, the id the client sends next time), or (None, sender) when refused.
 
         An integration chooses its senders, inside its own namespace. Anyone else must present an id
@@ -157,7 +158,7 @@ class ClinicRestInput(InputChannel):
             return api_sender(integration, sender), sender
         stored = self._ids.verify(sender)
         if stored is None and start_new:
-            sender = self._ids.issue()
+            sender = self._ids.issue(seed=message_id)
             stored = self._ids.verify(sender)
         return stored, sender
 
@@ -200,7 +201,8 @@ class ClinicRestInput(InputChannel):
             if problem is not None:
                 return problem
             assert parsed is not None  # parse_request returns exactly one of the two
-            sender_id, client_id = self.conversation(integration, parsed["sender"], start_new=True)
+            sender_id, client_id = self.conversation(integration, parsed["sender"], start_new=True,
+                                                     message_id=parsed["message_id"])
             if sender_id is None:
                 return error(400, "'sender' is required: 1 to 128 letters, digits, or . _ @ + -")
             refused = self.too_many(self._per_sender, sender_id)
@@ -272,6 +274,7 @@ class ClinicRestInput(InputChannel):
         urgent = any((m.get("custom") or {}).get("urgent") for m in messages)
         return response.json({"error": "Your message could not be saved just now. It will be sent again in a moment.",
                               "urgent": urgent, "text": messages[0]["text"], "recipient_id": client_id,
+                              "retry_after": STORE_RETRY_AFTER_S,  # the header is hidden from other sites (CORS)
                               **({"custom": messages[0]["custom"]} if "custom" in messages[0] else {})},
                              status=503, headers={**NO_STORE, "Retry-After": str(STORE_RETRY_AFTER_S)})
 

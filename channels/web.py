@@ -9,18 +9,22 @@ clinic pastes one <script> tag and everything comes from our own server (no CDN)
     GET /webhooks/web/widget.js   the widget
     GET /webhooks/web/widget.css  its stylesheet (loaded by widget.js)
     GET /webhooks/web/demo.css    the demo page's stylesheet
-    GET /webhooks/web/config      what the widget must agree on with the server (message limit)
+    GET /webhooks/web/config      what the widget must agree on with the server (message limit) and the
+                                  clinic's phone numbers, which it keeps to show when the server is down
 
 Files are read per request from web/, so an edit is served at once; an ETag
-lets browsers revalidate cheaply.
+lets browsers revalidate cheaply, and clients that accept gzip get it
+(compressed once per version of a file).
 """
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import html
 import logging
 import re
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Awaitable, Callable, Coroutine, Dict, Mapping, Tuple
 
@@ -31,6 +35,8 @@ from sanic.response import HTTPResponse
 
 from channels.rest import max_message_chars
 from clinic.fact_store import default_store
+from clinic.settings import current as current_settings
+from clinic.urgent import phones as urgent_phones
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +75,7 @@ PAGE_HEADERS = {
 }
 
 PLACEHOLDER_RE = re.compile(r"\{\{\s*([a-z_][a-z0-9_.]*)\s*\}\}")
+MIN_GZIP_BYTES = 1024  # below this gzip saves too little to be worth it
 
 
 def etag_for(body: bytes) -> str:
@@ -99,6 +106,64 @@ def page_values(request: Request) -> Dict[str, Any]:
     return values
 
 
+def widget_config() -> Dict[str, Any]:
+    """GET /webhooks/web/config: the message limit, how long the server keeps a conversation, and the clinic's
+    numbers (the same ones, labelled the same, as the urgent answer's call buttons: clinic/urgent.py), which the
+    widget keeps so it can offer them when it cannot reach the assistant."""
+    config: Dict[str, Any] = {
+        "max_message_chars": max_message_chars(),
+        "webhook": "/webhooks/rest/webhook",
+        "feedback": "/webhooks/rest/feedback",
+        "phones": [],
+    }
+    try:
+        snapshot = default_store().current()
+        config["phones"] = urgent_phones(snapshot)
+        if snapshot.settings.get("clinic_name"):
+            config["clinic_name"] = str(snapshot.settings["clinic_name"])
+    except Exception:  # the store is unreadable: the widget still gets its limit (and keeps the numbers it had)
+        logger.exception("Fact store unavailable for the widget's config")
+    try:
+        config["retention_days"] = current_settings().retention_days
+    except Exception:  # a wrong setting stops `make run` long before this; never fail the widget over it
+        logger.exception("Settings unavailable for the widget's config")
+    return config
+
+
+def accepts_gzip(accept_encoding: str) -> bool:
+    """Whether Accept-Encoding allows gzip (a q=0 refuses it; `*` allows it unless gzip is refused)."""
+    allowed: Dict[str, bool] = {}
+    for part in accept_encoding.lower().split(","):
+        coding, _, params = part.strip().partition(";")
+        quality = 1.0
+        for param in params.split(";"):
+            name, _, value = param.strip().partition("=")
+            if name == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        if coding.strip():
+            allowed[coding.strip()] = quality > 0
+    if "gzip" in allowed or "x-gzip" in allowed:
+        return allowed.get("gzip", False) or allowed.get("x-gzip", False)
+    return allowed.get("*", False)
+
+
+@lru_cache(maxsize=16)
+def gzipped(tag: str, body: bytes) -> bytes:
+    """The compressed file, once per version (the tag); mtime 0 so the same file always compresses the same."""
+    return gzip.compress(body, compresslevel=9, mtime=0)
+
+
+def etag_matches(header: str, tags: Tuple[str, ...]) -> bool:
+    """If-None-Match holds one of the tags (weak comparison: W/ is ignored, as RFC 9110 says for this header)."""
+    if header.strip() == "*":
+        return True
+    sent = {t.strip().removeprefix("W/") for t in header.split(",")}
+    return any(tag in sent for tag in tags)
+
+
 def asset_response(request: Request, name: str) -> HTTPResponse:
     path, content_type = ASSETS[name]
     try:
@@ -107,9 +172,15 @@ def asset_response(request: Request, name: str) -> HTTPResponse:
         logger.exception("Widget asset %s cannot be read", path)
         return response.text("Not available", status=503, headers=COMMON_HEADERS)
     tag = etag_for(body)
-    headers = {**COMMON_HEADERS, "Cache-Control": ASSET_CACHE, "ETag": tag}
-    if request.headers.get("if-none-match") == tag:
+    gzip_tag = tag[:-1] + '-gz"'  # each encoding is its own representation, with its own tag
+    compress = len(body) >= MIN_GZIP_BYTES and accepts_gzip(request.headers.get("accept-encoding") or "")
+    headers = {**COMMON_HEADERS, "Cache-Control": ASSET_CACHE, "ETag": gzip_tag if compress else tag,
+               "Vary": "Accept-Encoding"}
+    if etag_matches(request.headers.get("if-none-match") or "", (tag, gzip_tag)):
         return response.empty(status=304, headers=headers)
+    if compress:
+        return response.raw(gzipped(tag, body), content_type=content_type,
+                            headers={**headers, "Content-Encoding": "gzip"})
     return response.raw(body, content_type=content_type, headers=headers)
 
 
@@ -134,10 +205,7 @@ class WebChatChannel(InputChannel):
 
         @web.route("/config", methods=["GET"])
         async def config(request: Request) -> HTTPResponse:
-            return response.json(
-                {"max_message_chars": max_message_chars(), "webhook": "/webhooks/rest/webhook"},
-                headers={**COMMON_HEADERS, "Cache-Control": "no-store"},
-            )
+            return response.json(widget_config(), headers={**COMMON_HEADERS, "Cache-Control": "no-store"})
 
         for asset_name in ASSETS:
             web.add_route(self._asset_handler(asset_name), f"/{asset_name}", methods=["GET"],

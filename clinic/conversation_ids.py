@@ -52,9 +52,16 @@ class ConversationIds:
     def _signature(self, key: str) -> str:
         return _b64(hmac.new(self._secret, key.encode(), hashlib.sha256).digest()[:16])
 
-    def issue(self) -> str:
-        """A new id for a client: unguessable (128 random bits) and signed."""
-        key = _b64(secrets.token_bytes(16))
+    def issue(self, seed: Optional[str] = None) -> str:
+        """A new id for a client: unguessable and signed.
+
+        With a `seed` (the client's random message_id of its first message) the same seed gives the
+        same id, so a first message sent again after a lost reply lands in the same conversation,
+        where its message_id is recognised, instead of starting a second one.
+        """
+        raw = hmac.new(self._secret, b"seed:" + seed.encode(), hashlib.sha256).digest()[:16] if seed \
+            else secrets.token_bytes(16)
+        key = _b64(raw)
         return f"{key}.{self._signature(key)}"
 
     def verify(self, token: object) -> Optional[str]:

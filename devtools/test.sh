@@ -8,10 +8,10 @@ BIN=.venv/bin
 step() { printf '\n=== %s\n' "$*"; }
 
 step "lint (ruff)"
-"$BIN/ruff" check clinic actions channels rasa_extensions ops devtools tests
+"$BIN/ruff" check clinic actions channels rasa_extensions console ops devtools tests
 
 step "type check (mypy)"
-"$BIN/mypy" clinic actions channels rasa_extensions
+"$BIN/mypy" clinic actions channels rasa_extensions console
 
 step "unit tests (no servers, no model)"
 "$BIN/pytest" -q -m "not servers and not model" -p no:cacheprovider

@@ -66,6 +66,9 @@ def programs(settings: Settings, endpoints: Path) -> List[Program]:
     if settings.retention_every_hours > 0:
         found.append(Program("retention", [python, "-m", "ops.retention", "--every-hours",
                                            f"{settings.retention_every_hours:g}"]))
+    if settings.console_enabled:  # the staff console (docs/console.md): only when someone can sign in
+        found.append(Program("console", [python, "-m", "console"],
+                             f"http://{settings.console_host}:{settings.console_port}/sign-in"))
     return found
 
 
@@ -153,6 +156,8 @@ class Supervisor:
 
 def banner(settings: Settings) -> str:
     port = settings.rasa_port
+    console = (f"Staff console: http://{settings.console_host}:{settings.console_port}/ (docs/console.md)"
+               if settings.console_enabled else "Staff console off: set STAFF_PASSWORD to turn it on (docs/console.md)")
     return f"""
   The assistant is running.
     See it on the demo clinic page:  http://localhost:{port}/webhooks/web/
@@ -161,6 +166,7 @@ def banner(settings: Settings) -> str:
       curl -s -XPOST http://localhost:{port}/webhooks/rest/webhook \\
         -H 'Content-Type: application/json' -d '{{"message": "how long is my face red after?"}}'
     Or in a terminal:  make shell
+  {console}
   A process that stops is restarted; Ctrl+C stops everything.
 """
 

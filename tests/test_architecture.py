@@ -15,7 +15,7 @@ import pytest
 
 from devtools.harness.servers import PROJECT
 
-PRODUCTION = ("clinic", "actions", "channels", "rasa_extensions", "ops")
+PRODUCTION = ("clinic", "actions", "channels", "rasa_extensions", "console", "ops")
 
 
 def imports(folder: str) -> Iterator[Tuple[Path, str]]:
@@ -39,6 +39,7 @@ def test_the_core_has_no_rasa_imports() -> None:
 @pytest.mark.parametrize("folder, forbidden", [
     ("actions", {"channels", "rasa_extensions", "rasa"}),
     ("channels", {"actions"}),
+    ("console", {"rasa", "rasa_sdk", "actions", "channels", "rasa_extensions"}),  # reads the store, not Rasa
 ])
 def test_the_two_processes_share_only_the_core(folder: str, forbidden: Set[str]) -> None:
     assert offenders(folder, forbidden) == []

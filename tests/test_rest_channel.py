@@ -80,6 +80,9 @@ def test_issued_ids_verify_and_anything_else_does_not() -> None:
               "api:site:alice", "", None, 42, {"id": token}, token + "x", token.upper()]
     assert [ids.verify(f) for f in forged] == [None] * len(forged)
     assert ConversationIds(b"other-secret-0123").verify(token) is None
+    seeded = ids.issue(seed="first-message-id-1")
+    assert seeded == ids.issue(seed="first-message-id-1") != ids.issue(seed="first-message-id-2")
+    assert ids.verify(seeded) is not None and ConversationIds(b"x" * 32).issue(seed="first-message-id-1") != seeded
 
 
 @pytest.mark.parametrize("sender, stored", [

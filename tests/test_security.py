@@ -160,6 +160,16 @@ def test_row2_the_issued_id_continues_the_conversation(sqlite_stack: Stack) -> N
     assert fact_of(snapshot, follow[0]["text"]) != "welcome"  # same conversation: no second welcome
 
 
+def test_a_first_message_sent_again_lands_in_the_same_conversation_once(sqlite_stack: Stack) -> None:
+    body = {"message": "do you numb the skin first?", "message_id": new_sender("first")}
+    first, again = post(sqlite_stack, body).json(), post(sqlite_stack, body).json()  # the first reply was "lost"
+    issued = first[0]["recipient_id"]
+    assert again[0]["recipient_id"] == issued
+    conversation = f"web:{issued.split('.')[0]}"
+    assert [e.get("message_id") for e in stored(url_of(sqlite_stack), conversation) if e.get("event") == "user"] \
+        == [body["message_id"]]
+
+
 def test_row2_a_wrong_api_key_is_refused(sqlite_stack: Stack) -> None:
     reply = requests.post(f"{sqlite_stack.url}/webhooks/rest/webhook", json={"sender": "a", "message": "hi"},
                           headers={"Authorization": "Bearer not-the-key"}, timeout=30)

@@ -2,7 +2,13 @@
 
 The servers run with a CORS allowlist (their own origins plus one pretend clinic
 site), not "*", so the cross-origin embed is tested the way a clinic deploys it.
-Screenshots go to tests/artifacts/.
+Screenshots go to tests/artifacts/, and the urgent answer's to docs/images/.
+
+What the real servers cannot be made to do on cue (a 503 while the conversation
+store is down, a 429, a hung answer) is played with page.route in the documented
+format (docs/widget.md, "How it talks to the assistant"). Timings (the 15 s
+deadline, the reconnect back-off) run on Playwright's fake clock: exact, and no
+sleeping.
 """
 
 from __future__ import annotations
@@ -11,23 +17,27 @@ import json
 import re
 import statistics
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Iterator, List
+from typing import Callable, Iterator, List, Tuple
 
 import pytest
 import requests
-from playwright.sync_api import Browser, BrowserContext, Page, Route, expect, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Locator, Page, Route, expect, sync_playwright
 
 from clinic.fact_store import Snapshot
 from clinic.replies import render_fact
+from clinic.urgent import phones as urgent_phones
+from clinic.urgent import urgent_custom
 from devtools.harness.binaries import chromium
 from devtools.harness.servers import PROJECT, Stack, free_port, private_fact_store, served_snapshot, stop
 
 pytestmark = pytest.mark.servers
 
 ARTIFACTS = PROJECT / "tests" / "artifacts"
+DOCS_IMAGES = PROJECT / "docs" / "images"
 CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 # Two more loopback sites (a page on a public host may not call a loopback server at all:
@@ -36,7 +46,13 @@ CLINIC_ORIGIN = f"http://localhost:{free_port()}"  # allowlisted: a clinic's own
 OTHER_ORIGIN = f"http://localhost:{free_port()}"  # not allowlisted
 MAX_CHARS = 300  # MAX_MESSAGE_CHARS for these servers, so the widget must learn it from /config
 DOWNTIME_QUESTION = "how long is the downtime?"
+NUMBING_QUESTION = "do you numb the skin first?"
+URGENT_QUESTION = "I have a fever and pus on my face after microneedling"
 ANSWER_TIMEOUT_MS = 30_000
+PHONE_VIEWPORT = {"width": 390, "height": 844}
+UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
+# Conversation ids are issued by the server (clinic/conversation_ids.py).
+CONVERSATION_ID = re.compile(r"[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{22}")
 
 
 @dataclass
@@ -126,13 +142,27 @@ def context(browser: Browser) -> Iterator[BrowserContext]:
         ctx.close()
 
 
-@pytest.fixture
-def page(context: BrowserContext) -> Page:
-    opened = context.new_page()
+def watched(opened: Page) -> Page:
     errors: List[str] = []
     opened.on("pageerror", lambda exc: errors.append(str(exc)))
     opened.errors = errors  # checked by tests that must run without script errors
     return opened
+
+
+@pytest.fixture
+def page(context: BrowserContext) -> Page:
+    return watched(context.new_page())
+
+
+@pytest.fixture
+def phone(browser: Browser) -> Iterator[Page]:
+    """A 390x844 phone (touch, mobile layout): the widget's panel takes the whole screen."""
+    ctx = browser.new_context(viewport=PHONE_VIEWPORT, is_mobile=True, has_touch=True)
+    ctx.set_default_timeout(ANSWER_TIMEOUT_MS)
+    try:
+        yield watched(ctx.new_page())
+    finally:
+        ctx.close()
 
 
 def demo_url(stack: Stack) -> str:
@@ -197,6 +227,94 @@ def shot(page: Page, name: str) -> Path:
     return path
 
 
+def question_box(page: Page) -> Locator:
+    return page.get_by_label("Your question")
+
+
+def send_keys(page: Page, text: str) -> None:
+    """Type into the widget and press Enter, without waiting for anything."""
+    question_box(page).fill(text)
+    question_box(page).press("Enter")
+
+
+def held_requests(page: Page, pattern: str = "**/webhooks/rest/webhook", hold: int = 1) -> List[Route]:
+    """Hold the first `hold` matching requests (a hung server); let the later ones through."""
+    held: List[Route] = []
+
+    def handler(route: Route) -> None:
+        if len(held) < hold:
+            held.append(route)
+        else:
+            route.continue_()
+
+    page.route(pattern, handler)
+    return held
+
+
+def wait_until(page: Page, condition: Callable[[], bool], what: str, timeout_s: float = 15) -> None:
+    """Poll a condition that Playwright's expect cannot express (layout arithmetic, route handlers)."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting until {what}")
+        page.wait_for_timeout(50)
+
+
+def clinic_phones(snapshot: Snapshot) -> List[dict]:
+    """The day phone, after-hours line and emergency number, labelled as the urgent answer labels them."""
+    phones = urgent_phones(snapshot)
+    assert [p["number"] for p in phones] == [snapshot.settings[k] for k in
+                                            ("phone", "after_hours_phone", "emergency_number")]
+    return phones
+
+
+def tel(number: str) -> str:
+    return "tel:" + re.sub(r"[^\d+]", "", number)
+
+
+def expect_call_buttons(scope: Locator, snapshot: Snapshot) -> None:
+    """A thumb-sized tel: link for each of the clinic's numbers, named "<label>: <number>"."""
+    for phone in clinic_phones(snapshot):
+        call = scope.get_by_role("link", name=f"{phone['label']}: {phone['number']}", exact=True)
+        expect(call).to_have_attribute("href", tel(phone["number"]))
+        box = call.bounding_box()
+        assert box is not None and box["height"] >= 44, phone
+        assert call.locator(".cw-call-number").evaluate("n => n.getClientRects().length") == 1  # one line
+
+
+def in_widget(page: Page, script: str, arg: object = None) -> object:
+    """Evaluate `script` (a function body) with `root` bound to the widget's shadow root."""
+    return page.evaluate("([body, arg]) => new Function('root', 'arg', body)("
+                         "document.getElementById('clinic-chat-widget').shadowRoot, arg)", [script, arg])
+
+
+def focus_is_in_panel(page: Page) -> bool:
+    return bool(page.evaluate("""() => {
+        const host = document.getElementById('clinic-chat-widget');
+        const active = host.shadowRoot.activeElement;
+        return document.activeElement === host && !!active && !!active.closest('.cw-panel');
+    }"""))
+
+
+def top_in_log(bubble: Locator) -> Tuple[float, float]:
+    """(where the bubble's top is, below the top of the visible conversation; the conversation's visible height)."""
+    return tuple(bubble.evaluate("""b => {
+        const log = b.closest('.cw-log').getBoundingClientRect();
+        return [b.getBoundingClientRect().top - log.top, log.height];
+    }"""))
+
+
+def luminance(css_colour: str) -> float:
+    channels = [float(c) / 255 for c in re.findall(r"[\d.]+", css_colour)[:3]]
+    linear = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+    return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+
+def contrast(a: str, b: str) -> float:
+    light, dark = sorted([luminance(a), luminance(b)], reverse=True)
+    return (light + 0.05) / (dark + 0.05)
+
+
 # ------------------------------------------------------------------ served files and headers
 
 def test_the_channel_serves_the_page_widget_and_config_with_safe_headers(web_stack: AllowlistStack,
@@ -208,13 +326,19 @@ def test_the_channel_serves_the_page_widget_and_config_with_safe_headers(web_sta
     assert page.headers["X-Content-Type-Options"] == "nosniff"
     assert snapshot.settings["phone"] in page.text and "{{" not in page.text  # filled from data/clinic.yml
     for name, kind in [("widget.js", "text/javascript"), ("widget.css", "text/css"), ("demo.css", "text/css")]:
-        asset = requests.get(f"{web_stack.url}/webhooks/web/{name}", timeout=10)
+        asset = requests.get(f"{web_stack.url}/webhooks/web/{name}", timeout=10, headers={"Accept-Encoding": "gzip"})
         assert asset.status_code == 200 and asset.headers["Content-Type"].startswith(kind), name
         assert asset.headers["X-Content-Type-Options"] == "nosniff" and "max-age" in asset.headers["Cache-Control"]
-        again = requests.get(asset.url, headers={"If-None-Match": asset.headers["ETag"]}, timeout=10)
+        assert asset.headers["Content-Encoding"] == "gzip" and "Accept-Encoding" in asset.headers["Vary"], name
+        plain = requests.get(asset.url, headers={"Accept-Encoding": "identity"}, timeout=10)
+        assert "Content-Encoding" not in plain.headers and plain.content == asset.content  # same file, decoded
+        assert int(plain.headers["Content-Length"]) > int(asset.raw.headers["Content-Length"])  # smaller on the wire
+        again = requests.get(asset.url, headers={"If-None-Match": asset.headers["ETag"], "Accept-Encoding": "gzip"},
+                             timeout=10)
         assert again.status_code == 304 and not again.content
     config = requests.get(f"{web_stack.url}/webhooks/web/config", timeout=10).json()
     assert config["max_message_chars"] == MAX_CHARS
+    assert [{"label": p["label"], "number": p["number"]} for p in config["phones"]] == clinic_phones(snapshot)
     assert requests.get(f"{web_stack.url}/webhooks/web/credentials.yml", timeout=10).status_code == 404
 
 
@@ -287,7 +411,7 @@ def test_history_survives_a_reload_and_a_second_page(web_stack: AllowlistStack, 
     ask(page, DOWNTIME_QUESTION)
     before_bots, before_users = bot_texts(page), user_texts(page)
     sender = stored_state(page)["senderId"]
-    assert re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}", sender)
+    assert CONVERSATION_ID.fullmatch(sender)  # the id the server issued, not one the browser made up
 
     page.reload()
     expect(page.locator(".cw-panel")).to_be_visible()  # it was open, so it reopens
@@ -302,12 +426,31 @@ def test_history_survives_a_reload_and_a_second_page(web_stack: AllowlistStack, 
     assert stored_state(page)["senderId"] == sender
 
 
-def test_new_conversation_starts_afresh(web_stack: AllowlistStack, snapshot: Snapshot, page: Page) -> None:
+def test_new_conversation_asks_first_then_starts_afresh(web_stack: AllowlistStack, snapshot: Snapshot,
+                                                         page: Page) -> None:
     page.goto(demo_url(web_stack))
     open_widget(page, snapshot)
     ask(page, DOWNTIME_QUESTION)
     old_sender = stored_state(page)["senderId"]
-    page.get_by_role("button", name="New conversation").click()
+    new = page.get_by_role("button", name="New conversation")
+    close = page.get_by_role("button", name="Close chat")
+    new_box, close_box = new.bounding_box(), close.bounding_box()
+    assert abs(new_box["y"] - close_box["y"]) > 200  # not next to the close button (it sits at the bottom)
+
+    new.click()
+    confirm = page.get_by_role("alertdialog")
+    expect(confirm).to_be_visible()
+    expect(confirm).to_contain_text("cleared from this browser")
+    expect(page.get_by_role("button", name="Cancel")).to_be_focused()  # the safe choice is the default
+    expect(page.locator(".cw-user")).to_have_count(1)  # nothing cleared yet
+    page.keyboard.press("Escape")  # cancels the question, not the panel
+    expect(confirm).to_be_hidden()
+    expect(page.get_by_role("dialog", name=re.compile("Ask"))).to_be_visible()
+    expect(new).to_be_focused()
+    expect(page.locator(".cw-user")).to_have_count(1)
+
+    new.click()
+    page.get_by_role("button", name="Clear and start again").click()
     expect(page.locator(".cw-bot")).to_have_count(1)
     expect(page.locator(".cw-user")).to_have_count(0)
     expect(page.locator(".cw-bot .cw-text")).to_have_text(shown(render_fact(snapshot, snapshot.facts["welcome"]).text))
@@ -347,25 +490,34 @@ def test_html_in_messages_is_shown_as_text_and_never_runs(web_stack: AllowlistSt
     assert page.errors == []
 
 
-def test_the_message_limit_comes_from_the_server(web_stack: AllowlistStack, snapshot: Snapshot, page: Page) -> None:
+def test_the_message_limit_comes_from_the_server_and_a_long_paste_is_kept_whole(
+        web_stack: AllowlistStack, snapshot: Snapshot, page: Page) -> None:
     page.goto(demo_url(web_stack))
     open_widget(page, snapshot)
-    box = page.get_by_label("Your question")
-    expect(box).to_have_attribute("maxlength", str(MAX_CHARS))
-    box.fill("a" * (MAX_CHARS + 50))
-    assert len(box.input_value()) == MAX_CHARS  # the browser stops typing at the limit
+    box = question_box(page)
+    limit = page.locator(".cw-limit")
+    expect(page.locator(".cw-counter")).to_have_text(f"0 / {MAX_CHARS}")  # the server's limit, from /config
+    box.fill("a" * MAX_CHARS)
     expect(page.locator(".cw-counter")).to_have_text(f"{MAX_CHARS} / {MAX_CHARS}")
-    expect(page.locator(".cw-limit")).to_contain_text(str(MAX_CHARS))
-    box.fill("short")
-    expect(page.locator(".cw-limit")).to_be_empty()
-    # Text put past the limit by a script is refused politely and kept, without a request.
-    too_long = "b" * (MAX_CHARS + 1)
-    box.evaluate("(el, text) => { el.removeAttribute('maxlength'); el.value = text; }", too_long)
+    expect(limit).to_be_empty()  # exactly the limit is fine
+
+    # A paste over the limit is not cut (a maxlength would cut it silently): kept whole, and explained.
+    pasted = "b" * (MAX_CHARS + 50)
+    box.fill("")
+    box.focus()
+    page.keyboard.insert_text(pasted)  # what a paste does to the box
+    expect(box).to_have_value(pasted)
+    expect(limit).to_contain_text(f"{MAX_CHARS + 50} characters")
+    expect(limit).to_contain_text(f"{MAX_CHARS} or fewer")
+    expect(box).to_have_attribute("aria-invalid", "true")
     sent: List[str] = []
     page.on("request", lambda r: sent.append(r.url) if r.url.endswith("/webhook") else None)
     box.press("Enter")
-    expect(page.locator(".cw-limit")).to_contain_text(str(MAX_CHARS))
-    assert box.input_value() == too_long and not sent
+    expect(limit).to_contain_text("Nothing was sent")
+    assert box.input_value() == pasted and not sent
+    box.fill("short")
+    expect(limit).to_be_empty()
+    expect(box).not_to_have_attribute("aria-invalid", "true")
 
 
 # ------------------------------------------------------------------ connection trouble
@@ -410,6 +562,436 @@ def test_a_failed_chip_is_kept_and_resent_as_its_payload(web_stack: AllowlistSta
     assert json.loads(sent.value.post_data)["message"].startswith("/")  # the chip's payload, not its title
     expect(page.locator(".cw-typing")).to_be_hidden()
     assert_shows_fact(page, snapshot, fact_by_title(snapshot, title).id)
+
+
+# ------------------------------------------------------------------ the urgent answer
+
+def check_urgent_answer(page: Page, snapshot: Snapshot) -> Locator:
+    urgent = page.locator(".cw-bot").last
+    expect(urgent).to_have_class(re.compile(r"\bcw-urgent\b"))
+    expect(urgent.locator(".cw-urgent-label")).to_have_text("Urgent")  # a word and an icon, not only a colour
+    text = urgent.locator(".cw-text")
+    expect(text).to_have_text(shown(render_fact(snapshot, snapshot.facts["urgent"]).text))
+    assert text.evaluate("e => parseFloat(getComputedStyle(e).borderLeftWidth)") >= 4  # a thick frame too
+    settings = snapshot.settings
+    for number in (settings["phone"], settings["after_hours_phone"], settings["emergency_number"]):
+        link = text.get_by_role("link", name=number, exact=True)
+        expect(link).to_have_attribute("href", tel(number))
+        expect(link).to_have_css("white-space", "nowrap")
+        assert link.evaluate("a => a.getClientRects().length") == 1, f"{number} breaks across lines"
+    expect_call_buttons(urgent, snapshot)
+    expect(urgent.locator(".cw-feedback")).to_have_count(0)  # no thumbs on an urgent answer
+    top, height = top_in_log(urgent)
+    assert 0 <= top < height - 100, "the urgent answer's start is not in view"
+    return urgent
+
+
+def test_the_urgent_answer_stands_out_with_tel_links_and_call_buttons(web_stack: AllowlistStack, snapshot: Snapshot,
+                                                                      page: Page) -> None:
+    page.goto(demo_url(web_stack))
+    open_widget(page, snapshot)
+    ask(page, DOWNTIME_QUESTION)
+    ask(page, URGENT_QUESTION)
+    check_urgent_answer(page, snapshot)
+    expect(page.locator(".cw-bot").first).not_to_have_class(re.compile(r"\bcw-urgent\b"))
+    DOCS_IMAGES.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(DOCS_IMAGES / "widget-urgent-desktop.png"))
+    assert page.errors == []
+
+
+def test_the_urgent_answer_on_a_phone(web_stack: AllowlistStack, snapshot: Snapshot, phone: Page) -> None:
+    phone.goto(demo_url(web_stack))
+    open_widget(phone, snapshot)
+    ask(phone, URGENT_QUESTION)
+    check_urgent_answer(phone, snapshot)
+    phone.screenshot(path=str(DOCS_IMAGES / "widget-urgent-mobile.png"))
+    assert phone.errors == []
+
+
+def test_the_clinics_numbers_are_offered_when_the_assistant_cannot_be_reached(
+        web_stack: AllowlistStack, snapshot: Snapshot, context: BrowserContext, page: Page) -> None:
+    page.goto(demo_url(web_stack))
+    open_widget(page, snapshot)  # /config has been read, and kept in the browser
+    context.set_offline(True)
+    send_keys(page, URGENT_QUESTION)
+    notice = page.get_by_role("alert")
+    expect(notice).to_be_visible()
+    expect(notice).to_contain_text("If it's urgent, call:")
+    expect_call_buttons(notice, snapshot)
+    expect(question_box(page)).to_have_value(URGENT_QUESTION)
+    shot(page, "desktop-offline-numbers")
+    context.set_offline(False)
+    expect(notice).to_be_hidden(timeout=10_000)  # back online: checked at once, not at the next back-off step
+
+    # A later page with the assistant down (the widget itself from a cache or the clinic's own copy):
+    # the numbers still come from the copy of /config kept in the browser.
+    page.route("**/webhooks/web/config", lambda route: route.abort("connectionrefused"))
+    page.route("**/webhooks/rest/**", lambda route: route.abort("connectionrefused"))
+    page.reload()
+    expect(page.locator(".cw-panel")).to_be_visible()
+    send_keys(page, URGENT_QUESTION)
+    expect(notice).to_be_visible()
+    expect_call_buttons(notice, snapshot)
+
+
+# ------------------------------------------------------------------ a hung server, outages, 503 and 429
+
+def test_a_hung_server_gives_up_after_about_15_s_and_keeps_the_message(web_stack: AllowlistStack,
+                                                                        snapshot: Snapshot, page: Page) -> None:
+    page.clock.install()
+    page.goto(demo_url(web_stack))
+    open_widget(page, snapshot)
+    held = held_requests(page)
+    send_keys(page, DOWNTIME_QUESTION)
+    typing, notice = page.locator(".cw-typing"), page.get_by_role("alert")
+    expect(typing).to_be_visible()
+    wait_until(page, lambda: bool(held), "the message reached the (hung) server")
+    first_id = json.loads(held[0].request.post_data)["message_id"]
+    assert UUID.fullmatch(first_id)
+
+    page.clock.run_for(14_000)
+    expect(typing).to_be_visible()
+    expect(notice).to_be_hidden()
+    page.clock.run_for(1_500)  # 15.5 s: not 30 s of dots
+    expect(notice).to_contain_text("taking too long")
+    expect(typing).to_be_hidden()
+    expect(question_box(page)).to_have_value(DOWNTIME_QUESTION)  # the text is kept
+    assert DOWNTIME_QUESTION not in user_texts(page)
+    expect_call_buttons(notice, snapshot)
+
+    page.unroute("**/webhooks/rest/webhook")
+    with page.expect_request("**/webhooks/rest/webhook") as again:
+        page.get_by_role("button", name="Try again").click()
+    # The same message again, so the same message_id: a server that did answer it late answers it only once.
+    assert json.loads(again.value.post_data)["message_id"] == first_id
+    expect(typing).to_be_hidden()
+    assert_shows_fact(page, snapshot, "downtime")
+    expect(notice).to_be_hidden()
+
+
+def test_reconnecting_backs_off_from_2_s_to_at_most_10_s(web_stack: AllowlistStack, snapshot: Snapshot,
+                                                         page: Page) -> None:
+    page.clock.install()
+    page.goto(demo_url(web_stack))
+    open_widget(page, snapshot)
+    page.route("**/webhooks/**", lambda route: route.abort("connectionrefused"))
+    send_keys(page, DOWNTIME_QUESTION)
+    notice, when = page.get_by_role("alert"), page.locator(".cw-notice-when")
+    expect(notice).to_be_visible()
+    expect(page.get_by_role("button", name="Try now")).to_be_visible()
+    expect(when).to_have_text(re.compile(r"Next try in 2 s"))
+    # Each failed probe doubles the wait (2, 4, 8 s, ±10 %), which then stays at 10 s: never 16 or 30 s.
+    for run_ms, seconds in [(2_300, "4"), (4_500, "[789]"), (8_900, "(9|10|11)"), (11_100, "(9|10|11)")]:
+        page.clock.run_for(run_ms)
+        expect(when).to_have_text(re.compile(rf"Next try in {seconds} s\."))
+    page.unroute("**/webhooks/**")
+    page.clock.run_for(11_100)
+    expect(notice).to_be_hidden()
+    expect(page.locator(".cw-info")).to_have_text("Connected again. You can send your message.")
+    expect(question_box(page)).to_have_value(DOWNTIME_QUESTION)
+
+
+def test_503_and_429_are_sent_again_with_the_same_message_id(web_stack: AllowlistStack, snapshot: Snapshot,
+                                                              page: Page) -> None:
+    page.goto(demo_url(web_stack))
+    open_widget(page, snapshot)
+    busy_text = ("Sorry, I can't take your message right now. I'll try again in a moment; "
+                 "if it's urgent, call (555) 010-0100.")
+    slow_down = "You're sending messages faster than I can answer. If it's urgent, call us at (555) 010-0100."
+    seen: List[dict] = []
+
+    def flaky(route: Route) -> None:
+        seen.append(json.loads(route.request.post_data))
+        if len(seen) == 1:  # the conversation store is down
+            route.fulfill(status=503, headers={"Retry-After": "3"},
+                          json={"error": busy_text, "urgent": False, "recipient_id": seen[0]["sender"],
+                                "text": render_fact(snapshot, snapshot.facts["action_error"]).text})
+        elif len(seen) == 2:
+            route.fulfill(status=429, headers={"Retry-After": "1"}, json={"error": slow_down, "retry_after": 1})
+        else:
+            route.continue_()
+
+    page.route("**/webhooks/rest/webhook", flaky)
+    send_keys(page, DOWNTIME_QUESTION)
+    notice = page.get_by_role("alert")
+    expect(notice).to_contain_text("can't take your message right now")
+    expect(notice.get_by_role("link", name="(555) 010-0100").first).to_have_attribute("href", "tel:5550100100")
+    mine = page.locator(".cw-user").last
+    expect(mine.locator(".cw-text")).to_have_text(DOWNTIME_QUESTION)  # kept in the conversation, marked
+    expect(mine).to_contain_text("Waiting to send")
+    expect(question_box(page)).to_have_value("")
+    # Retry-After 3 s, then max(Retry-After 1 s, the back-off's 4 s): about 7 s.
+    expect(page.locator(".cw-info")).to_have_text("Your message got through.", timeout=20_000)
+    expect(notice).to_be_hidden()
+    expect(mine).not_to_contain_text("Waiting to send")
+    assert_shows_fact(page, snapshot, "downtime")
+    assert len(seen) == 3 and len({body["message_id"] for body in seen}) == 1, seen
+    assert UUID.fullmatch(seen[0]["message_id"])
+
+    with page.expect_request("**/webhooks/rest/webhook") as next_one:
+        ask(page, NUMBING_QUESTION)
+    assert json.loads(next_one.value.post_data)["message_id"] != seen[0]["message_id"]  # a new message, a new id
+    assert_shows_fact(page, snapshot, "numbing")
+
+
+def test_an_urgent_message_that_cannot_be_stored_still_gets_the_urgent_answer(
+        web_stack: AllowlistStack, snapshot: Snapshot, page: Page) -> None:
+    page.goto(demo_url(web_stack))
+    open_widget(page, snapshot)
+    urgent_text = render_fact(snapshot, snapshot.facts["urgent"]).text
+    calls: List[dict] = []
+
+    def store_down_once(route: Route) -> None:
+        calls.append(json.loads(route.request.post_data))
+        if len(calls) == 1:
+            route.fulfill(status=503, headers={"Retry-After": "2"},
+                          json={"error": "We can't save this conversation right now; it will be sent again.",
+                                "urgent": True, "text": urgent_text, "recipient_id": calls[0]["sender"],
+                                "custom": urgent_custom(snapshot)})
+        else:
+            route.continue_()
+
+    page.route("**/webhooks/rest/webhook", store_down_once)
+    send_keys(page, URGENT_QUESTION)
+    expect(page.locator(".cw-urgent")).to_have_count(1)  # at once, not after the database is back
+    check_urgent_answer(page, snapshot)
+    expect(page.get_by_role("alert")).to_contain_text("can't save this conversation")
+    expect(page.locator(".cw-info")).to_have_text("Your message got through.", timeout=20_000)
+    expect(page.locator(".cw-urgent")).to_have_count(1)  # the stored answer is not shown twice
+    assert len(calls) == 2 and calls[0]["message_id"] == calls[1]["message_id"]
+    assert user_texts(page)[-1] == URGENT_QUESTION and len(user_texts(page)) == 1
+
+
+def test_enter_while_an_answer_is_pending_queues_the_message(web_stack: AllowlistStack, snapshot: Snapshot,
+                                                             page: Page) -> None:
+    page.goto(demo_url(web_stack))
+    open_widget(page, snapshot)
+    welcome = page.locator(".cw-msg").count()
+    held = held_requests(page)
+    send_keys(page, DOWNTIME_QUESTION)
+    wait_until(page, lambda: bool(held), "the first message reached the server")
+    send_keys(page, NUMBING_QUESTION)
+    expect(question_box(page)).to_have_value("")  # taken, not ignored
+    queued = page.locator(".cw-user").last
+    expect(queued.locator(".cw-text")).to_have_text(NUMBING_QUESTION)
+    expect(queued).to_contain_text("Will be sent after the current answer.")
+    expect(page.locator(".cw-info")).to_have_text("Your message will be sent after the current answer.")
+
+    held[0].continue_()
+    expect(page.locator(".cw-msg")).to_have_count(welcome + 4)
+    expect(page.locator(".cw-typing")).to_be_hidden()
+    expect(queued).not_to_contain_text("Will be sent")
+    order = page.locator(".cw-msg").evaluate_all(
+        "nodes => nodes.map(n => n.classList.contains('cw-user') ? 'user' : 'bot')")
+    assert order[welcome:] == ["user", "bot", "user", "bot"], order  # each answer under its question
+    assert user_texts(page) == [DOWNTIME_QUESTION, NUMBING_QUESTION]
+    assert shown(render_fact(snapshot, snapshot.facts["downtime"]).text) == bot_texts(page)[-2]
+    assert_shows_fact(page, snapshot, "numbing")
+
+
+# ------------------------------------------------------------------ what a patient sees and does
+
+def test_timestamps_unread_mark_and_only_the_latest_chips(web_stack: AllowlistStack, snapshot: Snapshot,
+                                                          page: Page) -> None:
+    page.goto(demo_url(web_stack))
+    open_widget(page, snapshot)
+    for chip in page.locator(".cw-chip").all():
+        assert chip.bounding_box()["height"] >= 44  # a touch target
+    for question in (DOWNTIME_QUESTION, NUMBING_QUESTION, "how many sessions will I need?"):
+        ask(page, question)
+        expect(page.locator(".cw-chips")).to_have_count(1)  # old suggestions are removed, not piled up
+        expect(page.locator(".cw-bot").last.locator(".cw-chips")).to_have_count(1)
+    messages = page.locator(".cw-msg")
+    times = page.locator(".cw-msg time")
+    expect(times).to_have_count(messages.count())
+    for stamp in times.all():
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", stamp.get_attribute("datetime"))
+        assert re.search(r"\d{1,2}[:.]\d{2}", stamp.text_content())
+    page.reload()
+    expect(page.locator(".cw-msg time")).to_have_count(messages.count())  # kept with the history
+
+    # A reply that arrives while the panel is closed marks the launcher.
+    held = held_requests(page)
+    send_keys(page, "do I need sunscreen afterwards?")
+    wait_until(page, lambda: bool(held), "the message reached the server")
+    page.keyboard.press("Escape")
+    launcher = page.get_by_role("button", name=re.compile("Chat with us"))
+    expect(launcher).to_be_focused()
+    expect(page.locator(".cw-badge")).to_be_hidden()
+    held[0].continue_()
+    expect(page.locator(".cw-badge")).to_have_text(re.compile(r"^\d+ new$"))
+    expect(launcher).to_have_attribute("aria-label", re.compile(r"\(\d+ new\)$"))
+    shot(page, "desktop-unread")
+    page.keyboard.press("Enter")
+    expect(page.locator(".cw-panel")).to_be_visible()
+    expect(page.locator(".cw-badge")).to_be_hidden()
+    expect(page.locator(".cw-launcher")).to_have_attribute("aria-label", re.compile(r"Chat with us: Ask .*[^)]$"))
+
+
+def test_feedback_on_the_latest_answer_only_once(web_stack: AllowlistStack, snapshot: Snapshot, page: Page) -> None:
+    page.goto(demo_url(web_stack))
+    open_widget(page, snapshot)
+    expect(page.locator(".cw-feedback")).to_have_count(0)  # not on the welcome
+    posted: List[Tuple[dict, str, int]] = []
+
+    def record(route: Route) -> None:  # watched on its way to the real endpoint
+        answer = route.fetch()
+        posted.append((json.loads(route.request.post_data), route.request.headers.get("content-type", ""),
+                       answer.status))
+        route.fulfill(response=answer)
+
+    page.route("**/webhooks/rest/feedback", record)
+    ask(page, DOWNTIME_QUESTION)
+    ask(page, NUMBING_QUESTION)
+    expect(page.locator(".cw-feedback")).to_have_count(1)
+    latest = page.locator(".cw-bot").last
+    group = latest.get_by_role("group", name="Was this helpful?")
+    up = group.get_by_role("button", name="Yes, this answer helped")
+    down = group.get_by_role("button", name="No, this answer did not help")
+    for button in (up, down):
+        box = button.bounding_box()
+        assert box["width"] >= 44 and box["height"] >= 44
+    up.focus()
+    page.keyboard.press("Enter")
+    expect(latest.get_by_text("Thanks for your feedback")).to_be_visible()
+    expect(page.locator(".cw-feedback")).to_have_count(0)  # once per answer
+    assert posted == [({"sender": stored_state(page)["senderId"], "value": "up"}, "application/json", 204)]
+    answers = page.locator(".cw-bot").count()
+    page.reload()
+    expect(page.locator(".cw-bot")).to_have_count(answers)
+    expect(page.locator(".cw-feedback")).to_have_count(0)
+
+    ask(page, URGENT_QUESTION)
+    expect(page.locator(".cw-bot").last).to_have_class(re.compile(r"\bcw-urgent\b"))
+    expect(page.locator(".cw-feedback")).to_have_count(0)  # not on the urgent answer
+
+
+def test_the_privacy_note_is_shown_once(web_stack: AllowlistStack, snapshot: Snapshot, page: Page) -> None:
+    page.goto(demo_url(web_stack))
+    open_widget(page, snapshot)
+    note = page.locator(".cw-note")
+    expect(note).to_have_count(1)
+    expect(note).to_contain_text("kept in this browser for a day")
+    expect(note).to_contain_text("on the clinic's server for")
+    expect(note).to_contain_text("delete my conversation")
+    ask(page, DOWNTIME_QUESTION)
+    answers = page.locator(".cw-bot").count()
+    page.reload()
+    expect(page.locator(".cw-bot")).to_have_count(answers)
+    expect(note).to_have_count(1)  # not repeated on every page
+    ask(page, NUMBING_QUESTION)
+    expect(note).to_have_count(1)
+
+
+def test_answers_are_marked_as_english_on_a_page_in_another_language(web_stack: AllowlistStack, snapshot: Snapshot,
+                                                                    page: Page) -> None:
+    spanish = ('<!doctype html><html lang="es"><head><meta charset="utf-8"><title>Clínica</title></head>'
+               '<body><h1>Microagujas</h1><script src="/webhooks/web/widget.js" defer></script></body></html>')
+    url = f"{web_stack.url}/webhooks/web/es-demo"
+    page.route(url, lambda route: route.fulfill(status=200, content_type="text/html; charset=utf-8", body=spanish))
+    page.goto(url)
+    open_widget(page, snapshot)
+    ask(page, "¿la aguja duele?")
+    for answer in page.locator(".cw-bot .cw-text").all():
+        assert answer.evaluate("e => e.closest('[lang]').getAttribute('lang')") == "en"
+    mine = page.locator(".cw-user .cw-text").last
+    expect(mine).to_have_attribute("lang", "")  # the patient's own words: language not known, not "en" or "es"
+    expect(mine).to_have_attribute("dir", "auto")
+    assert page.locator(".cw-panel").evaluate("e => e.closest('[lang]').getAttribute('lang')") == "en"
+
+
+# ------------------------------------------------------------------ phone layout, keyboard, forced colours
+
+def test_on_a_phone_the_newest_answer_stays_in_view_and_long_answers_show_their_start(
+        web_stack: AllowlistStack, snapshot: Snapshot, phone: Page) -> None:
+    phone.goto(demo_url(web_stack))
+    open_widget(phone, snapshot)
+    box = question_box(phone).bounding_box()
+    assert box["height"] >= 40 and box["width"] >= 200, box  # not squashed before the patient types
+    assert question_box(phone).evaluate("e => e.getAttribute('placeholder')") == "Type your question…"
+    ask(phone, DOWNTIME_QUESTION)
+
+    phone.set_viewport_size({"width": 390, "height": 440})  # the on-screen keyboard takes half the screen
+    newest = phone.locator(".cw-bot").last
+
+    def newest_in_view() -> bool:
+        top, height = top_in_log(newest)
+        return 0 <= top < height - 40
+
+    wait_until(phone, newest_in_view, "the newest answer is in view above the keyboard")
+    box = question_box(phone).bounding_box()
+    assert box["height"] >= 40 and box["y"] + box["height"] <= 440
+
+    long_text = "\n".join(f"Line {n} of a long answer." for n in range(1, 61))
+    sender = stored_state(phone)["senderId"]
+    phone.route("**/webhooks/rest/webhook", lambda route: route.fulfill(
+        status=200, content_type="application/json", body=json.dumps([{"recipient_id": sender, "text": long_text}])))
+    ask(phone, "tell me everything")
+    long_answer = phone.locator(".cw-bot").last
+    top, height = top_in_log(long_answer)
+    # Its start, right under the header, not its end.
+    assert 0 <= top <= 40, f"the long answer starts {top:.0f} px from the top of the conversation"
+    shot(phone, "mobile-keyboard-long-answer")
+    phone.set_viewport_size(PHONE_VIEWPORT)  # keyboard closed
+    wait_until(phone, lambda: 0 <= top_in_log(long_answer)[0] <= 40, "the long answer's start stays in view")
+
+
+def test_the_header_focus_ring_is_visible_on_the_brand_colour(web_stack: AllowlistStack, snapshot: Snapshot,
+                                                              page: Page) -> None:
+    page.goto(demo_url(web_stack))
+    launcher = page.get_by_role("button", name=re.compile("Chat with us"))
+    launcher.focus()
+    page.keyboard.press("Enter")
+    expect(page.locator(".cw-bot").first).to_be_visible()
+    expect(page.locator(".cw-typing")).to_be_hidden()
+    close = page.get_by_role("button", name="Close chat")
+    for _ in range(30):  # keyboard only: Shift+Tab back to the header
+        if in_widget(page, "return root.activeElement && root.activeElement.classList.contains('cw-close');"):
+            break
+        page.keyboard.press("Shift+Tab")
+    expect(close).to_be_focused()
+    ring = close.evaluate("b => { const s = getComputedStyle(b); "
+                          "return [s.outlineStyle, parseFloat(s.outlineWidth), s.outlineColor]; }")
+    header = page.locator(".cw-header").evaluate("h => getComputedStyle(h).backgroundColor")
+    assert ring[0] == "solid" and ring[1] >= 2, ring
+    assert contrast(ring[2], header) >= 3, (ring[2], header, contrast(ring[2], header))
+
+
+def test_the_full_screen_phone_panel_keeps_tab_inside_and_escape_closes(web_stack: AllowlistStack,
+                                                                        snapshot: Snapshot, phone: Page) -> None:
+    phone.goto(demo_url(web_stack))
+    launcher = phone.get_by_role("button", name=re.compile("Chat with us"))
+    launcher.focus()
+    phone.keyboard.press("Enter")
+    dialog = phone.get_by_role("dialog", name=re.compile("Ask"))
+    expect(dialog).to_be_visible()
+    expect(phone.locator(".cw-bot").first).to_be_visible()
+    expect(phone.locator(".cw-typing")).to_be_hidden()
+    expect(dialog).to_have_attribute("aria-modal", "true")
+    for key in ["Tab"] * 20 + ["Shift+Tab"] * 20:
+        phone.keyboard.press(key)
+        assert focus_is_in_panel(phone), f"{key} moved focus out of the full-screen dialog"
+    phone.keyboard.press("Escape")
+    expect(dialog).to_be_hidden()
+    expect(launcher).to_be_focused()
+
+
+def test_bubbles_keep_their_outlines_in_forced_colours(web_stack: AllowlistStack, snapshot: Snapshot,
+                                                       page: Page) -> None:
+    page.emulate_media(forced_colors="active")
+    page.goto(demo_url(web_stack))
+    open_widget(page, snapshot)
+    ask(page, URGENT_QUESTION)
+    outline = ("e => { const s = getComputedStyle(e); "
+               "return [s.borderTopStyle, parseFloat(s.borderTopWidth), s.borderTopColor, s.backgroundColor]; }")
+    for name, bubble in [("answer", page.locator(".cw-bot .cw-text").first),
+                         ("question", page.locator(".cw-user .cw-text").last),
+                         ("urgent answer", page.locator(".cw-urgent .cw-text"))]:
+        style, width, colour, background = bubble.evaluate(outline)
+        assert style == "solid" and width >= 1, (name, style, width)
+        assert contrast(colour, background) >= 3, (name, colour, background)
+    assert page.locator(".cw-urgent .cw-text").evaluate("e => parseFloat(getComputedStyle(e).borderTopWidth)") >= 2
+    shot(page, "desktop-forced-colours")
 
 
 # ------------------------------------------------------------------ layout, keyboard, embedding
