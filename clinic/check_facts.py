@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from collections import Counter
 
-from clinic import languages
+from clinic import callbacks, languages
 from clinic.fact_store import FactStore, FactStoreError
 from clinic.facts_schema import PLACEHOLDER_RE
 from clinic.settings import ConfigError
@@ -20,6 +20,11 @@ def main() -> int:
         return 2
     except FactStoreError as exc:
         print(f"Fact store error: {exc}", file=sys.stderr)
+        return 1
+    problems = callbacks.missing_fields(snapshot)
+    if problems:
+        print("Fact store error: callback facts: " + "; ".join(f"{k}: {v}" for k, v in problems.items()),
+              file=sys.stderr)
         return 1
     try:
         spoken = languages.check()

@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Sequence, Tuple
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 STATUSES = ("approved", "needs_clinician_review")
 FACT_FIELDS = {
@@ -159,6 +160,16 @@ def check_settings(settings: Mapping[str, Any], path: Path) -> None:
     for key in ("clinic_name", "phone", "emergency_number"):
         if not settings.get(key):
             raise FactStoreError(path, None, key, "is required: safety answers need it")
+    for key, value in settings.items():  # opening hours the assistant computes with (clinic/callbacks.py)
+        if key.startswith("hours.") and key.endswith((".open", ".close")) and \
+                not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", str(value)):
+            raise FactStoreError(path, None, key, 'must be a 24-hour time in quotes, such as "09:00"')
+    if settings.get("hours.timezone") is not None:
+        try:
+            ZoneInfo(str(settings["hours.timezone"]))
+        except (ZoneInfoNotFoundError, ValueError):
+            raise FactStoreError(path, None, "hours.timezone", "must be a time zone name such as "
+                                                               "America/Chicago or Europe/London") from None
 
 
 def check_references(facts: Sequence[Fact], settings: Mapping[str, Any], known_intents: Sequence[str],

@@ -27,7 +27,7 @@ from clinic.audit import conversation_ref, record
 from clinic.fact_store import FactStore
 from clinic.settings import Settings
 from console import auth, queries
-from console.database import Database
+from console.database import CALLBACK_STATUSES, Database
 from console.export import to_csv
 from console.pages import Views, parse_period, render
 from console.proposals import ProposalError, Review
@@ -39,7 +39,7 @@ logger = logging.getLogger(__name__)
 STATIC = Path(__file__).resolve().parent / "static"
 PUBLIC = ("/sign-in", "/static/console.css")
 WARM_DAYS = 30
-EXPORTS = ("overview", "topics", "outcomes", "unanswered", "urgent", "transcripts", "facts")
+EXPORTS = ("overview", "topics", "outcomes", "unanswered", "urgent", "callbacks", "transcripts", "facts")
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
                                "frame-ancestors 'none'; base-uri 'none'",
@@ -49,7 +49,7 @@ SECURITY_HEADERS = {
     "Cache-Control": "no-store",  # patients' words never stay in a browser's cache
 }
 NAV = (("/", "Overview"), ("/unanswered", "Unanswered"), ("/urgent", "Urgent & hand-offs"),
-       ("/transcripts", "Transcripts"), ("/facts", "Facts"))
+       ("/callbacks", "Callbacks"), ("/transcripts", "Transcripts"), ("/facts", "Facts"))
 _SAFE_NEXT = re.compile(r"^/[A-Za-z0-9/_.?=&%-]*$")
 
 T = TypeVar("T")
@@ -259,6 +259,42 @@ def create_app(settings: Settings, name: str = "clinic_console") -> Sanic:
                       first_marked_by=mark.by)
         return redirect(f"{back}#message-{event_id}", status=303)
 
+    # --- callback requests -----------------------------------------------------------------------------
+
+    async def callbacks_page(request: Request, revealed: Optional[int] = None) -> HTTPResponse:
+        period, note = _period(request)
+        only_open = (request.form.get("show") if request.method == "POST" else request.args.get("show")) == "open"
+        context = await blocking(console.views.callbacks, only_open, _page_number(request), revealed)
+        return page(request, "callbacks.html", "Callback requests", period, note, **context)
+
+    @app.get("/callbacks")
+    async def callbacks(request: Request) -> HTTPResponse:
+        return await callbacks_page(request)
+
+    @app.post("/callbacks/<event_id:int>/reveal")
+    async def reveal_callback(request: Request, event_id: int) -> HTTPResponse:
+        found = await blocking(console.views.callback_request, event_id)
+        if found is None:
+            return text("No such callback request.", status=404)
+        console.audit("console_contact_details_revealed", staff=request.ctx.session.name,
+                      conversation=conversation_ref(found.sender_id), channel=found.channel, what="callback request")
+        return await callbacks_page(request, revealed=event_id)
+
+    @app.post("/callbacks/<event_id:int>/status")
+    async def callback_status(request: Request, event_id: int) -> HTTPResponse:
+        back = _safe_back(request.form.get("back"), "/callbacks")
+        status = request.form.get("status") or ""
+        if status not in CALLBACK_STATUSES:
+            return text("Choose new, called or closed.", status=400)
+        found = await blocking(console.views.callback_request, event_id)
+        if found is None:
+            return text("No such callback request.", status=404)
+        staff = request.ctx.session.name
+        await blocking(console.db.set_callback_status, event_id, status, staff)
+        console.audit("console_callback_status", staff=staff, request=event_id, status=status,
+                      conversation=conversation_ref(found.sender_id))
+        return redirect(f"{back}#callback-{event_id}", status=303)
+
     @app.get("/transcripts")
     async def transcripts(request: Request) -> HTTPResponse:
         period, note = _period(request)
@@ -307,6 +343,7 @@ def create_app(settings: Settings, name: str = "clinic_console") -> Sanic:
             "outcomes": lambda: views.outcomes_rows(period),
             "unanswered": lambda: views.unanswered_rows(period),
             "urgent": lambda: views.urgent_rows(period, request.args.get("show") == "open"),
+            "callbacks": lambda: views.callbacks_rows(request.args.get("show") == "open"),
             "transcripts": lambda: views.transcripts_rows(period, _search(request)),
             "facts": lambda: views.facts_rows(period),
         }

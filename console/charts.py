@@ -16,7 +16,7 @@ from markupsafe import Markup
 
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#999999", "#F0E442")
 OUTCOME_COLOURS = {"answer": "#009E73", "clarify": "#E69F00", "out_of_scope": "#999999", "handoff": "#CC79A7",
-                   "urgent": "#D55E00", "empty": "#56B4E9", "other": "#0072B2"}
+                   "urgent": "#D55E00", "empty": "#56B4E9", "callback": "#6A3D9A", "other": "#0072B2"}
 TEXT = "#1f2933"
 GRID = "#d9dee3"
 FONT = "font-family=\"system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif\""

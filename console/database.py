@@ -7,6 +7,9 @@ start-up (and at the first request after Rasa has created the table):
   under a second with 100,000 conversations (docs/benchmarks.md);
 - `console_handled`: which urgent or hand-off message a staff member marked handled, who
   and when. It holds event ids and staff names, never a patient's words.
+- `console_callbacks`: the status staff gave a callback request (new, called, closed), who
+  and when, by the id of the event that stored the request (the conversation keeps the
+  request itself, so retention and deletion apply to it).
 Nothing else is written to the store.
 """
 
@@ -17,13 +20,15 @@ import os
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Dict, Iterable, Optional
+from typing import Any, Dict, Iterable, Optional, Tuple
 
 import sqlalchemy as sa
 
 logger = logging.getLogger(__name__)
 
 HANDLED = "console_handled"
+CALLBACKS = "console_callbacks"
+CALLBACK_STATUSES = ("new", "called", "closed")
 # (name, columns): created with IF NOT EXISTS; on PostgreSQL CONCURRENTLY, so Rasa keeps writing meanwhile.
 INDEXES = (
     ("ix_console_events_type_time", "type_name, timestamp, id"),  # a period's messages; day fingerprints
@@ -38,6 +43,14 @@ handled_table = sa.Table(
     sa.Column("event_id", sa.BigInteger, primary_key=True, autoincrement=False),  # the patient's message
     sa.Column("handled_by", sa.String(64), nullable=False),
     sa.Column("handled_at", sa.Float, nullable=False),
+)
+
+callbacks_table = sa.Table(
+    CALLBACKS, metadata,
+    sa.Column("event_id", sa.BigInteger, primary_key=True, autoincrement=False),  # the request's slot event
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("changed_by", sa.String(64), nullable=False),
+    sa.Column("changed_at", sa.Float, nullable=False),
 )
 
 
@@ -128,6 +141,37 @@ class Database:
         except sa.exc.IntegrityError:  # marked by someone else a moment ago
             return self.handled([event_id])[event_id]
         return mark
+
+    # --- callback request statuses ---------------------------------------------------------------------
+
+    def callback_statuses(self, event_ids: Iterable[int]) -> Dict[int, Tuple[str, str, float]]:
+        """event id -> (status, changed by, changed at), for the requests staff have changed."""
+        ids = sorted(set(event_ids))
+        found: Dict[int, Tuple[str, str, float]] = {}
+        if not ids or not self.ready():
+            return found
+        with self.engine.connect() as conn:
+            for start in range(0, len(ids), 500):
+                query = sa.select(callbacks_table).where(callbacks_table.c.event_id.in_(ids[start:start + 500]))
+                for row in conn.execute(query):
+                    found[int(row.event_id)] = (row.status, row.changed_by, float(row.changed_at))
+        return found
+
+    def set_callback_status(self, event_id: int, status: str, by: str, at: Optional[float] = None) -> None:
+        """The latest change wins; who made it and when is kept with it."""
+        if status not in CALLBACK_STATUSES:
+            raise ValueError(f"status must be one of {', '.join(CALLBACK_STATUSES)}")
+        values = {"status": status, "changed_by": by, "changed_at": time.time() if at is None else at}
+        update = callbacks_table.update().where(callbacks_table.c.event_id == event_id).values(**values)
+        with self.engine.begin() as conn:
+            if conn.execute(update).rowcount:
+                return
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(callbacks_table.insert().values(event_id=event_id, **values))
+        except sa.exc.IntegrityError:  # inserted by someone else a moment ago: ours is the latest
+            with self.engine.begin() as conn:
+                conn.execute(update)
 
     def event_exists(self, event_id: int) -> bool:
         with self.engine.connect() as conn:

@@ -20,7 +20,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from clinic.fact_store import FactStore, domain_intents
 from clinic.settings import Settings
 from console import charts, queries, similarity
-from console.database import Database, Handled
+from console.database import CALLBACK_STATUSES, Database, Handled
 from console.privacy import has_contact_details, mask
 from console.proposals import Proposal, Review
 from console.queries import (
@@ -35,6 +35,7 @@ from console.queries import (
     Search,
 )
 from console.summaries import Summaries, Summary
+from ops.alerts import status_rows
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 DEFAULT_DAYS = 7
@@ -43,6 +44,9 @@ PAGE_SIZE = 100
 GROUPS_SHOWN = 100
 EXAMPLES_SHOWN = 8
 TOPICS_CHARTED = 15
+ALERTS_READ = 1000  # the newest staff alerts read for the urgent page's outcomes
+ALERT_KINDS = {"urgent": "Urgent", "person": "Asked for a person"}
+ALERT_STATES = {"sent": "sent", "pending": "pending (retrying)", "failed": "FAILED", "off": "off"}
 SPECIAL_TOPICS = {"nlu_fallback": "Not understood", "out_of_scope": "Out of scope",
                   "request_human": "Asked for a person", "report_complication": "Reported a complication"}
 
@@ -284,9 +288,25 @@ class Views:
         shown = [{"message": m, "kind": ALERT_LABELS[k], "urgent": k == "urgent", "text": mask(m.text),
                   "channel": CHANNEL_LABELS[m.channel], "handled": h} for m, k, h in rows[start:start + PAGE_SIZE]]
         summary = Counter(k for _, k, _ in rows)
+        alerts = self.alert_outcomes(period)
         return {"rows": shown, "total": len(rows), "page": page, "pages": max(1, -(-len(rows) // PAGE_SIZE)),
                 "open": sum(1 for _, _, h in rows if h is None), "only_open": only_open,
-                "counts": [(ALERT_LABELS[k], summary[k]) for k in ALERT_LABELS if summary.get(k)]}
+                "counts": [(ALERT_LABELS[k], summary[k]) for k in ALERT_LABELS if summary.get(k)],
+                "alerts": alerts, "alerts_failed": sum(1 for a in alerts if a["failed"])}
+
+    def alert_outcomes(self, period: Period) -> List[Dict[str, Any]]:
+        """What became of each staff alert (ops/alerts.py) queued in the period: sent, pending, failed, off."""
+        if not self.db.ready():
+            return []
+        start, end = period.bounds
+        alerts = [a for a in status_rows(self.db.engine, limit=ALERTS_READ) if start <= a["created_at"] < end]
+        links = queries.latest_messages(self.db, (a["conversation_id"] for a in alerts))
+        return [{"id": a["id"], "at": a["created_at"], "what": ALERT_KINDS.get(a["kind"], a["kind"]),
+                 "channel": CHANNEL_LABELS[queries.channel_of(a["conversation_id"])],
+                 "telegram": ALERT_STATES.get(a["telegram"], a["telegram"]),
+                 "email": ALERT_STATES.get(a["email"], a["email"]), "attempts": a["attempts"],
+                 "error": a["last_error"] or "", "failed": "failed" in (a["telegram"], a["email"]),
+                 "link": links.get(a["conversation_id"])} for a in alerts]
 
     def urgent_rows(self, period: Period, only_open: bool) -> Tuple[List[str], List[List[Any]]]:
         rows = []
@@ -294,6 +314,50 @@ class Views:
             rows.append([when(message.timestamp), CHANNEL_LABELS[message.channel], ALERT_LABELS[kind],
                          mask(message.text), handled.by if handled else "", when(handled.at) if handled else ""])
         return ["time", "channel", "what", "patient's words", "handled by", "handled at"], rows
+
+    # --- callback requests -----------------------------------------------------------------------------
+
+    def _callbacks(self, only_open: bool, event_id: Optional[int] = None) -> List[Dict[str, Any]]:
+        found = queries.callback_requests(self.db, event_id)
+        changes = self.db.callback_statuses(r.id for r in found)
+        rows = []
+        for request in found:
+            status, by, at = changes.get(request.id, (request.status, "", 0.0))
+            if only_open and status == "closed":
+                continue
+            rows.append({"request": request, "status": status, "by": by, "at": at,
+                         "channel": CHANNEL_LABELS[request.channel]})
+        return rows
+
+    def callback_request(self, event_id: int) -> Optional[queries.CallbackRequest]:
+        found = queries.callback_requests(self.db, event_id)
+        return found[0] if found else None
+
+    def callbacks(self, only_open: bool, page: int, revealed: Optional[int] = None) -> Dict[str, Any]:
+        """Callback requests, newest first: phone numbers hidden except the one a staff member asked to see."""
+        rows = self._callbacks(only_open)
+        counts = Counter(row["status"] for row in rows)
+        start = (page - 1) * PAGE_SIZE
+        shown = []
+        for row in rows[start:start + PAGE_SIZE]:
+            request = row["request"]
+            shown.append({**row, "name": mask(request.name), "time": mask(request.time),
+                          "phone": request.phone if request.id == revealed else mask(request.phone),
+                          "revealed": request.id == revealed})
+        return {"rows": shown, "total": len(rows), "page": page, "pages": max(1, -(-len(rows) // PAGE_SIZE)),
+                "only_open": only_open, "statuses": CALLBACK_STATUSES,
+                "counts": [(status, counts.get(status, 0)) for status in CALLBACK_STATUSES],
+                "retention_days": f"{self.settings.retention_days:g}"}
+
+    def callbacks_rows(self, only_open: bool) -> Tuple[List[str], List[List[Any]]]:
+        rows = []
+        for row in self._callbacks(only_open):
+            request = row["request"]
+            rows.append([when(request.timestamp), row["channel"], mask(request.name), mask(request.phone),
+                         mask(request.time), request.consent_at, row["status"], row["by"],
+                         when(row["at"]) if row["at"] else ""])
+        return (["requested", "channel", "name", "phone", "preferred time", "consent given (UTC)", "status",
+                 "status changed by", "status changed at"], rows)
 
     # --- transcripts -----------------------------------------------------------------------------------
 

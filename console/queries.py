@@ -34,16 +34,19 @@ HUMAN_FACT = "human_handoff"
 FALLBACK = "nlu_fallback"
 OUT_OF_SCOPE = "out_of_scope"
 FEEDBACK_SLOT = "feedback"
+CALLBACK_SLOT = "callback_request"  # a stored callback request (clinic/callbacks.py)
+CALLBACK_KIND = "callback"  # a turn of the callback form
 MAX_FEEDBACK_LOOKUPS = 5000  # thumbs-down per period traced back to the question they judged
 MAX_CONVERSATION_EVENTS = 2000
 BATCH = 2000  # ids in one IN (...) list
 
 CHANNELS = ("web", "telegram", "api", "other")
 CHANNEL_LABELS = {"web": "Website", "telegram": "Telegram", "api": "REST integrations", "other": "Other"}
-OUTCOMES = ("answer", "clarify", "out_of_scope", "handoff", "urgent", "empty", "other")
+OUTCOMES = ("answer", "clarify", "out_of_scope", "handoff", "urgent", "empty", "callback", "other")
 OUTCOME_LABELS = {
     "answer": "Answered", "clarify": "Did you mean…?", "out_of_scope": "Out of scope",
     "handoff": "Handed to a person", "urgent": "Urgent", "empty": "Nothing readable",
+    "callback": "Callback request",
     "forget": "Deleted on request", "other": "No answer from the fact store",
 }
 REASON_LABELS = {"clarify": "did you mean…?", "out_of_scope": "out of scope", "handoff": "not understood twice",
@@ -429,3 +432,69 @@ def transcript(db: Database, event_id: int) -> Optional[Transcript]:
     return Transcript(sender_id, tuple(lines))
 
 
+# --- callback requests ---------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class CallbackRequest:
+    """The latest request a conversation stored (its `callback_request` slot event), with the patient's consent."""
+
+    id: int  # the slot event: the request's address in the console
+    sender_id: str
+    timestamp: float
+    name: str
+    phone: str
+    time: str
+    consent_at: str
+    status: str  # as stored by the assistant ("new"); the console's changes are in console_callbacks
+
+    @property
+    def channel(self) -> str:
+        return channel_of(self.sender_id)
+
+
+def callback_requests(db: Database, event_id: Optional[int] = None) -> List[CallbackRequest]:
+    """Every conversation's latest callback request, newest first (or only the one stored by `event_id`).
+
+    A second request of one patient replaces the first, so only the latest of a conversation counts; a
+    conversation deleted on request or by retention takes its requests with it.
+    """
+    if not db.ready():
+        return []
+    query = "SELECT id, sender_id, timestamp, data FROM events WHERE type_name = 'slot' AND action_name = :slot"
+    params: Dict[str, Any] = {"slot": CALLBACK_SLOT}
+    if event_id is not None:
+        query += " AND sender_id = (SELECT sender_id FROM events WHERE id = :id)"
+        params["id"] = event_id
+    latest: Dict[str, Optional[CallbackRequest]] = {}
+    for row_id, sender_id, timestamp, data in execute(db, query + " ORDER BY id DESC", params):
+        if sender_id in latest:
+            continue
+        try:
+            value = json.loads(data or "{}").get("value")
+        except ValueError:
+            value = None
+        if not isinstance(value, dict):
+            latest[sender_id] = None  # emptied: nothing to call about
+            continue
+        latest[sender_id] = CallbackRequest(
+            int(row_id), sender_id, float(timestamp or 0), str(value.get("name") or ""), str(value.get("phone") or ""),
+            str(value.get("time") or ""), str(value.get("consent_at") or ""), str(value.get("status") or "new"))
+    found = [r for r in latest.values() if r is not None]
+    if event_id is not None:
+        found = [r for r in found if r.id == event_id]
+    return sorted(found, key=lambda r: -r.id)
+
+
+def latest_messages(db: Database, sender_ids: Iterable[str]) -> Dict[str, int]:
+    """Each conversation's latest patient message id (for links to its transcript)."""
+    senders = sorted(set(sender_ids))
+    found: Dict[str, int] = {}
+    if not senders or not db.ready():
+        return found
+    query = sa.text("SELECT sender_id, MAX(id) FROM events WHERE sender_id IN :senders AND type_name = 'user' "
+                    "GROUP BY sender_id").bindparams(sa.bindparam("senders", expanding=True))
+    with db.engine.connect() as conn:
+        for start in range(0, len(senders), 500):
+            for sender_id, event_id in conn.execute(query, {"senders": senders[start:start + 500]}):
+                found[sender_id] = int(event_id)
+    return found

@@ -24,6 +24,7 @@ from typing import Dict, List, Optional, Set, Tuple
 
 from console.database import Database, execute
 from console.queries import (
+    CALLBACK_KIND,
     FAILED_KINDS,
     FALLBACK,
     HUMAN_FACT,
@@ -114,8 +115,8 @@ def summarise_day(db: Database, day: dt.date, tz: int) -> Summary:
         message = int(event_id)
         if kind in FAILED_KINDS:
             summary.failed[message] = str(kind)
-        elif (confidence is not None and intent not in (FALLBACK, OUT_OF_SCOPE)
-              and float(confidence) < LOW_CONFIDENCE):
+        elif (confidence is not None and intent not in (FALLBACK, OUT_OF_SCOPE) and kind != CALLBACK_KIND
+              and float(confidence) < LOW_CONFIDENCE):  # a name or a time typed into the callback form is no question
             summary.low_confidence.add(message)
         alert = _alert(kind, intent, facts)
         if alert:

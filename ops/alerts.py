@@ -35,14 +35,15 @@ from clinic.settings import Settings
 
 logger = logging.getLogger(__name__)
 
-URGENT, PERSON = "urgent", "person"
+URGENT, PERSON, CALLBACK = "urgent", "person", "callback"
 PENDING, SENT, FAILED, OFF = "pending", "sent", "failed", "off"
 EXPIRE_S = 24 * 3600
 FIRST_RETRY_S, MAX_RETRY_S = 10.0, 600.0
 CLAIM_S = 60.0
 POLL_S = 1.0
 SMTP_TIMEOUT_S = 15.0
-TITLES = {URGENT: "URGENT: a patient reports warning signs", PERSON: "A patient asks for a person"}
+TITLES = {URGENT: "URGENT: a patient reports warning signs", PERSON: "A patient asks for a person",
+          CALLBACK: "A patient asks to be called back"}
 
 metadata = sa.MetaData()
 table = sa.Table(
@@ -74,10 +75,8 @@ def configured_channels(settings: Settings) -> List[str]:
 
 def alert_text(row: Any, link: str) -> str:
     when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(row.created_at))
-    return (f"{TITLES.get(row.kind, row.kind)}\n"
-            f"Channel: {row.channel}\nWhen: {when}\n"
-            f"Their words: \"{row.words}\"\n"
-            f"Transcript: {link}")
+    said = f"Name, phone, preferred time: {row.words}" if row.kind == CALLBACK else f'Their words: "{row.words}"'
+    return f"{TITLES.get(row.kind, row.kind)}\nChannel: {row.channel}\nWhen: {when}\n{said}\nTranscript: {link}"
 
 
 class Alerts:

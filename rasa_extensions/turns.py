@@ -91,13 +91,18 @@ def alert_staff(tracker: Any, said: List[Any], text: str) -> None:
     """Queues a staff alert for an urgent answer or a request for a person, without delaying the reply."""
     import asyncio
 
-    from ops.alerts import PERSON, URGENT, alerts
+    from clinic.callbacks import CONFIRMED, CONFIRMED_CLOSED, REQUEST_SLOT
+    from ops.alerts import CALLBACK, PERSON, URGENT, alerts
 
     outcomes = [(event.metadata or {}).get("clinic") or {} for event in said]
+    facts = {fact for o in outcomes for fact in o.get("facts") or []}
     kind = URGENT if any(o.get("kind") == "urgent" for o in outcomes) else \
-        PERSON if any("human_handoff" in (o.get("facts") or []) for o in outcomes) else None
+        CALLBACK if facts & {CONFIRMED, CONFIRMED_CLOSED} else PERSON if "human_handoff" in facts else None
     if kind is None:
         return
+    if kind == CALLBACK:  # what staff need to call back: the request the patient consented to store
+        request = tracker.get_slot(REQUEST_SLOT) or {}
+        text = ", ".join(str(request.get(k) or "?") for k in ("name", "phone", "time"))
     channel = (tracker.latest_message.input_channel if tracker.latest_message else None) or "unknown"
 
     def queue() -> None:

@@ -182,3 +182,13 @@ def test_an_alert_never_sent_is_kept_as_failed(tmp_path: Path) -> None:
     asyncio.run(queue._send(row))
     [saved] = alerts_module.status_rows(queue.engine)
     assert saved["email"] == alerts_module.FAILED and "email:" in saved["last_error"]
+
+
+def test_a_callback_request_alerts_the_staff_with_what_they_need_to_call(stack: Stack, fake: FakeTelegram) -> None:
+    sender = new_sender()
+    before = len(staff_texts(fake))
+    for text in ("could someone call me back please", "Maria Lopez", "+1 (555) 010-0123", "weekday mornings", "yes"):
+        stack.say(sender, text)
+    alert = fake.wait_for(lambda: [t for t in staff_texts(fake)[before:] if "called back" in t], timeout=60,
+                          what="the callback alert")[0]
+    assert "Maria Lopez, +1 (555) 010-0123, weekday mornings" in alert

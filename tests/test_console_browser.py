@@ -42,7 +42,7 @@ CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-q
 PASSWORD = "console test passphrase"
 IMAGES = PROJECT / "docs" / "images"
 PAGES = {"/": "Overview", "/unanswered": "Unanswered questions", "/urgent": "Urgent messages and hand-offs",
-         "/transcripts": "Transcripts", "/facts": "Facts"}
+         "/callbacks": "Callback requests", "/transcripts": "Transcripts", "/facts": "Facts"}
 URGENT = "I have pus and a fever since my treatment"
 PERSON = "i want to talk to a person"
 OFF_TOPIC = "will it be sunny on saturday"

@@ -150,7 +150,9 @@ def test_an_empty_placeholder_value_is_refused(store_dir: Path, intents: list) -
     settings = yaml.safe_load(path.read_text())
     settings["after_hours_phone"] = None
     path.write_text(yaml.safe_dump(settings, sort_keys=False))
-    expected = r"conversation.yml: fact 'not_text': field 'text': placeholder \{after_hours_phone\} is empty"
+    # the first fact (by file, then order) that uses it: callback.yml's, before conversation.yml's not_text
+    expected = (r"callback.yml: fact 'callback_confirmed_closed': field 'text': "
+                r"placeholder \{after_hours_phone\} is empty")
     with pytest.raises(FactStoreError, match=expected):
         load_snapshot(store_dir / "facts", store_dir / "clinic.yml", intents)
 

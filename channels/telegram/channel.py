@@ -37,7 +37,7 @@ from sanic.response import HTTPResponse
 
 from channels.rest import max_message_chars
 from channels.telegram.api import BotApi, TelegramApiError
-from channels.telegram.format import send_message_params
+from channels.telegram.format import send_message_params, with_reply_keyboards
 from channels.telegram.outbox import REFUSED, Outbox
 from channels.telegram.setup import TelegramConfig, register_webhook
 from channels.telegram.updates import Incoming, is_our_payload, read_update
@@ -125,11 +125,13 @@ class TelegramOutput(OutputChannel):
         """One bot message to one chat; False when Telegram refused it (blocked, chat gone, never started)."""
         if not message.get("text"):
             return True  # data only (the urgent answer's phones): its text already holds the numbers
-        return await self._send_to(chat_id, message["text"], message.get("buttons") or message.get("quick_replies"))
+        return await self._send_to(chat_id, message["text"], message.get("buttons") or message.get("quick_replies"),
+                                   message.get("reply_keyboard"))
 
-    async def _send_to(self, chat_id: int | str, text: str, buttons: Optional[List[Dict[str, Any]]]) -> bool:
+    async def _send_to(self, chat_id: int | str, text: str, buttons: Optional[List[Dict[str, Any]]],
+                       keyboard: Optional[Dict[str, Any]] = None) -> bool:
         """False when Telegram refused the message for good; a message queued for a retry counts as sent."""
-        params_list = send_message_params(chat_id, text or "", buttons, self.reply_to_message_id)
+        params_list = send_message_params(chat_id, text or "", buttons, self.reply_to_message_id, keyboard)
         if self.outbox is not None:
             return await self.outbox.send(chat_id, params_list) != REFUSED
         for params in params_list:
@@ -399,6 +401,7 @@ class TelegramChannel(InputChannel):
     async def send(self, incoming: Incoming, messages: List[Dict[str, Any]]) -> None:
         """Sends a reply; in a group, an urgent one goes to the member privately, never to everyone."""
         assert self.api is not None and incoming.chat_id is not None
+        messages = with_reply_keyboards(messages)  # the callback form's "share my phone number"
         urgent = any((m.get("custom") or {}).get("urgent") for m in messages)
         if urgent and incoming.in_group and incoming.user_id is not None:
             if await self._deliver(incoming.user_id, None, messages):

@@ -10,6 +10,10 @@ typed, and Telegram still makes the source URLs clickable.
 Telegram refuses messages over 4096 characters, counted in UTF-16 code units
 (an emoji counts twice), so long texts are split on paragraph, then line, then
 sentence, then word boundaries, and the buttons go with the last part.
+
+The callback form's phone question asks for a reply keyboard instead of inline buttons
+(custom data clinic.callbacks.TELEGRAM_KEYBOARD): Telegram's "share my phone number"
+button (request_contact) and a Cancel button that sends its title as text.
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ from __future__ import annotations
 import logging
 import re
 from typing import Any, Dict, List, Optional, Sequence
+
+from clinic.callbacks import TELEGRAM_KEYBOARD
 
 logger = logging.getLogger(__name__)
 
@@ -91,9 +97,34 @@ def inline_keyboard(buttons: Optional[Sequence[Dict[str, Any]]]) -> Optional[Dic
     return {"inline_keyboard": rows} if rows else None
 
 
+def reply_keyboard(spec: Any) -> Optional[Dict[str, Any]]:
+    """{"contact": title, "cancel": title} -> a one-time reply keyboard sharing the patient's number, or cancelling."""
+    if not isinstance(spec, dict) or not isinstance(spec.get("contact"), str) or not spec["contact"].strip():
+        return None
+    rows: List[List[Dict[str, Any]]] = [[{"text": spec["contact"], "request_contact": True}]]
+    if isinstance(spec.get("cancel"), str) and spec["cancel"].strip():
+        rows.append([{"text": spec["cancel"]}])
+    return {"keyboard": rows, "one_time_keyboard": True, "resize_keyboard": True}
+
+
+def with_reply_keyboards(messages: Sequence[Dict[str, Any]]) -> List[Dict[str, Any]]:
+    """Rasa sends a message's custom data apart from its text: a reply keyboard rejoins the text it belongs to."""
+    joined: List[Dict[str, Any]] = []
+    for message in messages:
+        custom = message.get("custom")
+        keyboard = reply_keyboard(custom.get(TELEGRAM_KEYBOARD)) if isinstance(custom, dict) else None
+        if keyboard and joined and joined[-1].get("text") and not message.get("text"):
+            joined[-1] = {**joined[-1], "reply_keyboard": keyboard, "buttons": None}
+            continue
+        joined.append(message)
+    return joined
+
+
 def send_message_params(chat_id: int | str, text: str, buttons: Optional[Sequence[Dict[str, Any]]] = None,
-                        reply_to_message_id: Optional[int] = None) -> List[Dict[str, Any]]:
-    """The sendMessage calls for one reply: the text split to fit, buttons on the last part, no parse_mode."""
+                        reply_to_message_id: Optional[int] = None,
+                        keyboard: Optional[Dict[str, Any]] = None) -> List[Dict[str, Any]]:
+    """The sendMessage calls for one reply: the text split to fit, buttons (or a reply keyboard) on the last part,
+    no parse_mode."""
     parts = split_text(text)
     calls = []
     for index, part in enumerate(parts):
@@ -101,8 +132,8 @@ def send_message_params(chat_id: int | str, text: str, buttons: Optional[Sequenc
         if reply_to_message_id is not None and index == 0:
             params["reply_parameters"] = {"message_id": reply_to_message_id, "allow_sending_without_reply": True}
         if index == len(parts) - 1:
-            keyboard = inline_keyboard(buttons)
-            if keyboard:
-                params["reply_markup"] = keyboard
+            markup = keyboard or inline_keyboard(buttons)
+            if markup:
+                params["reply_markup"] = markup
         calls.append(params)
     return calls

@@ -10,6 +10,8 @@ may be missing or of the wrong type) and becomes one `Incoming`, or None for
   warning sign);
 - groups: only messages addressed to the bot (an @mention, a reply to one of
   its messages, a /command) are answered; the rest is other people talking;
+- a shared contact (Telegram's "share my phone number" button, which the callback form
+  offers in private chats) is read as its phone number, typed;
 - edited messages are read only for warning signs: the original was already
   answered, and a second answer to a changed question arrives out of order, but
   an edit that adds "and now I have a fever" must reach the urgent answer;
@@ -22,6 +24,8 @@ import re
 from dataclasses import dataclass
 from typing import Any, Dict, Optional
 
+from clinic.callbacks import BUTTON_PAYLOADS
+
 # What a person can send that is not text; anything else without text is a service message.
 USER_CONTENT = (
     "photo", "sticker", "voice", "video", "video_note", "audio", "document", "animation",
@@ -33,6 +37,7 @@ _COMMAND = re.compile(r"^/([A-Za-z0-9_]{1,64})(?:@([A-Za-z0-9_]{3,64}))?(?=\s|$)
 # Our own button payloads (clinic.replies.payload_for): /intent{"fact":"id"}. Anything else in
 # callback_data was forged by a modified client (e.g. /restart) and never reaches the dialogue.
 _PAYLOAD = re.compile(r'^/[a-z_]{1,40}\{"fact":"[a-z0-9_]{1,40}"\}$')
+# The callback form's buttons (yes, no, cancel) send words a patient could type as well.
 
 
 @dataclass(frozen=True)
@@ -102,7 +107,7 @@ def strip_mention(text: str, username: str) -> str:
 
 
 def is_our_payload(data: str) -> bool:
-    return bool(_PAYLOAD.match(data))
+    return bool(_PAYLOAD.match(data)) or data in BUTTON_PAYLOADS
 
 
 def _read_callback(query: Dict[str, Any]) -> Optional[Incoming]:
@@ -141,6 +146,9 @@ def _read_message(message: Dict[str, Any], username: str, bot_id: Optional[int])
         text, caption = strip_mention(text, username), strip_mention(caption, username)
     if text.strip():
         return Incoming("text", chat_id, chat_type, text=text, message_id=message_id, user_id=user_id)
+    phone = _str(_dict(message.get("contact")).get("phone_number")).strip()
+    if phone and chat_type == PRIVATE:
+        return Incoming("text", chat_id, chat_type, text=phone, message_id=message_id, user_id=user_id)
     if any(key in message for key in USER_CONTENT):
         return Incoming("media", chat_id, chat_type, text=caption, message_id=message_id, user_id=user_id)
     if "text" in message:  # "@ClinicBot" alone, or only spaces: the channel asks for a question

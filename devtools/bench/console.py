@@ -114,6 +114,9 @@ def _turn(rng: random.Random, facts_by_intent: Dict[str, List[str]]) -> events.T
     return _phrase(rng, rng.choice(QUESTIONS[intent])), intent, confidence, {"kind": "answer", "facts": [fact]}
 
 
+CALLBACK_EVERY = 20  # one conversation in this many ends with a callback request
+
+
 def generate_rows(conversations: int, days: int = DAYS, seed: int = 7, now: Optional[float] = None
                   ) -> Iterator[events.Row]:
     """The rows of `conversations` conversations spread over the last `days` days, in time order."""
@@ -135,6 +138,11 @@ def generate_rows(conversations: int, days: int = DAYS, seed: int = 7, now: Opti
         if answered and rng.random() < 0.08:
             vote = "up" if rng.random() < 0.7 else "down"
             rows.append(events.feedback(sender, vote, answered[-1][3]["facts"][0], rows[-1]["timestamp"] + 5))
+        if number % CALLBACK_EVERY == 0:  # a callback request given with consent (clinic/callbacks.py)
+            rows.append(events.slot(sender, "callback_request", {
+                "name": f"Patient {number}", "phone": f"+1 555 010 {number % 10000:04d}", "time": "weekday mornings",
+                "consent_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(rows[-1]["timestamp"])),
+                "status": "new"}, rows[-1]["timestamp"] + 30))
         yield from rows
 
 
