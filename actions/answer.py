@@ -15,6 +15,7 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from clinic.fact_store import default_store
 from clinic.replies import FORGET, FORGET_KEY, Turn, decide, ranking_from
+from clinic.scope import Judgement
 from clinic.urgent import urgent_custom
 
 logger = logging.getLogger(__name__)
@@ -46,6 +47,7 @@ def turn_from_tracker(tracker: Tracker) -> Turn:
         first_of_session=user_turns_this_session(tracker.events) <= 1,
         last_topic=tracker.get_slot(LAST_TOPIC_SLOT),
         clarifying=bool(tracker.get_slot(CLARIFYING_SLOT)),
+        scope=Judgement.from_dict(message.get("scope")),  # what the message is about (rasa_extensions/scope.py)
     )
 
 

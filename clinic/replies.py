@@ -7,28 +7,50 @@ The order of the rules is the product's safety contract:
   2. nothing readable -> a polite "please type your question";
   3. a button press -> exactly the fact it names;
   4. low confidence -> "did you mean ...?" buttons, then a person, never a guess;
-  5. otherwise the fact for the intent (the variant whose words match).
+  5. before a topic fact, the scope: a question about another treatment gets the
+     `other_treatment` answer, a question about something else (clinic/scope.py) the
+     out-of-scope answer; a short referring follow-up keeps the previous topic;
+  6. otherwise the fact for the intent (the variant whose words match).
 """
 
 from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Dict, List, Sequence, Tuple
 
+from clinic import languages
 from clinic.fact_store import Fact, Snapshot
-from clinic.safety import urgent_reason
+from clinic.safety import URGENT_INTENT, urgent_reason
+from clinic.scope import TREATMENT, Judgement
 
 FALLBACK_INTENT = "nlu_fallback"
 FORGET = "forget"  # the reply that deletes the conversation (the channel does it: rasa_extensions/conversations.py)
 FORGET_FACT = "conversation_deleted"
 FORGET_KEY = "forget_conversation"  # the custom payload that tells the channel to delete
 OUT_OF_SCOPE = "out_of_scope"
+OTHER_LANGUAGE = "other_language"  # the reply to a message in a language the assistant does not answer in
+OTHER_TREATMENT = "other_treatment"  # the out-of-scope variant for treatments the assistant does not cover
 MAX_SUGGESTIONS = 3
 # Below this top confidence, a referring question is read in the light of the last topic.
 CONTEXT_CONFIDENCE = 0.6
+UNSURE_BELOW = 0.3  # as config.yml's FallbackClassifier threshold
+# A message with a word from outside the domain (clinic/scope.py) is off-topic when the
+# classifier gives out_of_scope at least this much, even if it also uses a domain word
+# ("how long will my knee stay swollen after arthroscopy"). Chosen on the dev sets
+# (docs/evaluation.md): 0.2 to 0.3 all gave the same dev figures.
+OFF_TOPIC_FOREIGN = 0.25
 _ANAPHORA = re.compile(r"\b(that|it|this|those|these|they|them)\b", re.IGNORECASE)
+# "it" that refers to nothing: "is it safe to...", "how long does it take to...", "it's worth..."
+_DUMMY_IT = re.compile(
+    r"\b(is|was|will|would|isn'?t) it (be )?(really |generally |usually )?"
+    r"(ok|okay|alright|safe|fine|normal|possible|worth|true|bad|wise|advisable|dangerous|better|best|good|"
+    r"too late|too soon|a good idea|a bad idea)\b|"
+    r"\bit'?s (ok|okay|safe|fine|normal|possible|worth|true|bad|wise|better|best|good)\b|"
+    r"\b(does|did|will|would|should) it (take|cost)\b",
+    re.IGNORECASE,
+)
 _READABLE = re.compile(r"[^\W_]", re.UNICODE)
 
 
@@ -59,11 +81,12 @@ class Turn:
     first_of_session: bool = False
     last_topic: str | None = None
     clarifying: bool = False  # our previous reply was a "did you mean ...?"
+    scope: Judgement | None = None  # what the message is about (the NLU's DomainScope; None: unknown)
 
 
 @dataclass(frozen=True)
 class Reply:
-    kind: str  # answer | urgent | clarify | handoff | empty | out_of_scope | forget
+    kind: str  # answer | urgent | clarify | handoff | empty | out_of_scope | other_language | forget
     messages: Tuple[Message, ...]
     facts: Tuple[str, ...]
     topic: str | None = None  # the topic fact to remember for follow-up questions
@@ -100,6 +123,45 @@ def _is_follow_up_question(turn: Turn) -> bool:
     return bool(_ANAPHORA.search(turn.text)) and len(turn.text.split()) <= 8
 
 
+def _refers_back(turn: Turn) -> bool:
+    """The message points at something said before: "is it a laser?", not "is it safe to ...?"."""
+    return bool(_ANAPHORA.search(_DUMMY_IT.sub(" ", turn.text)))
+
+
+def _continues_topic(turn: Turn, snapshot: Snapshot) -> bool:
+    return bool(turn.last_topic) and turn.last_topic in snapshot.facts and _is_follow_up_question(turn)
+
+
+def _other_treatment(turn: Turn, snapshot: Snapshot) -> Reply | None:
+    """The `other_treatment` answer for a question about a treatment the assistant does not cover."""
+    other = snapshot.facts.get(OTHER_TREATMENT)
+    if other is None or TREATMENT.search(turn.text) or _refers_back(turn):
+        return None
+    if snapshot.select(OUT_OF_SCOPE, turn.text) is not other:
+        return None
+    return _answer(snapshot, other, kind=OUT_OF_SCOPE, reason="another treatment")
+
+
+def _off_topic(turn: Turn, snapshot: Snapshot) -> Reply | None:
+    """The scope answer for a message about another treatment or about something else; None when in scope."""
+    if TREATMENT.search(turn.text) or _continues_topic(turn, snapshot):
+        return None
+    other = _other_treatment(turn, snapshot)
+    if other is not None:
+        return other
+    scope = turn.scope
+    if scope is None:
+        return None
+    out_of_scope = dict(_real_ranking(turn)).get(OUT_OF_SCOPE, 0.0)
+    if scope.off_topic:
+        reason = f"off topic: {', '.join(scope.foreign)}"
+    elif scope.foreign and out_of_scope >= OFF_TOPIC_FOREIGN:
+        reason = f"likely off topic ({out_of_scope:.2f}): {', '.join(scope.foreign)}"
+    else:
+        return None
+    return _answer(snapshot, snapshot.facts[OUT_OF_SCOPE], kind=OUT_OF_SCOPE, reason=reason)
+
+
 def _contextual_intent(turn: Turn, snapshot: Snapshot) -> str | None:
     """The previous topic's intent, for a short referring question the classifier is unsure about."""
     if not turn.last_topic or turn.last_topic not in snapshot.facts or not _is_follow_up_question(turn):
@@ -127,7 +189,11 @@ def _clarify(turn: Turn, snapshot: Snapshot) -> Reply:
         return Reply("handoff", (render_fact(snapshot, fact),), (fact.id,), reason="second misunderstanding")
     ranking = _real_ranking(turn)
     if ranking and ranking[0][0] == OUT_OF_SCOPE:
-        return _answer(snapshot, snapshot.facts[OUT_OF_SCOPE], kind="out_of_scope", reason="unsure, likely off-topic")
+        fact = snapshot.select(OUT_OF_SCOPE, turn.text) or snapshot.facts[OUT_OF_SCOPE]
+        return _answer(snapshot, fact, kind=OUT_OF_SCOPE, reason="unsure, likely off-topic")
+    other = _other_treatment(turn, snapshot)
+    if other is not None:
+        return other
     suggestions: List[Fact] = []
     for name, _ in ranking:
         if is_topic_intent(name):
@@ -144,6 +210,26 @@ def _clarify(turn: Turn, snapshot: Snapshot) -> Reply:
                  clarifying=True, reason="low confidence")
 
 
+def _next_best(turn: Turn) -> Turn:
+    """The turn as if the classifier had not offered report_complication: its next intent, or "not sure"."""
+    ranking = tuple((n, c) for n, c in turn.ranking if n not in (URGENT_INTENT, FALLBACK_INTENT))
+    intent = ranking[0][0] if ranking and ranking[0][1] >= UNSURE_BELOW else FALLBACK_INTENT
+    return replace(turn, intent=intent, ranking=ranking)
+
+
+def _other_language(turn: Turn, snapshot: Snapshot) -> Reply | None:
+    """A message in another language (clinic/languages.py): say so in it; its warning signs still reach urgent."""
+    language = languages.detect(turn.text, languages.languages())
+    if language is None:
+        return None
+    if languages.names_warning_sign(turn.text, language):
+        urgent = snapshot.facts["urgent"]
+        messages = (Message(languages.render(language.urgent, snapshot.settings)), render_fact(snapshot, urgent))
+        return Reply("urgent", messages, (urgent.id,), reason=f"warning sign in {language.name}")
+    return Reply(OTHER_LANGUAGE, (Message(languages.render(language.notice, snapshot.settings)),), (),
+                 reason=f"written in {language.name}")
+
+
 def _core_reply(turn: Turn, snapshot: Snapshot) -> Reply:
     fact: Fact | None
     reason = urgent_reason(turn.text, turn.ranking, snapshot.warning_signs)
@@ -152,7 +238,12 @@ def _core_reply(turn: Turn, snapshot: Snapshot) -> Reply:
     if not _READABLE.search(turn.text or ""):
         fact = snapshot.facts["empty_message"]
         return Reply("empty", (render_fact(snapshot, fact),), (fact.id,), reason="no words")
+    foreign = _other_language(turn, snapshot)
+    if foreign is not None:
+        return foreign
 
+    if turn.intent == URGENT_INTENT:  # the classifier heard a complication, the words say it is a question
+        turn = _next_best(turn)
     if turn.fact_entity and turn.fact_entity in snapshot.facts:
         fact = snapshot.facts[turn.fact_entity]
         if turn.intent in fact.intents and snapshot.usable(fact):
@@ -161,11 +252,19 @@ def _core_reply(turn: Turn, snapshot: Snapshot) -> Reply:
     intent = _contextual_intent(turn, snapshot) or turn.intent
     if intent is None or intent == FALLBACK_INTENT:
         return _clarify(turn, snapshot)
+    if intent != turn.intent:
+        fact = snapshot.select(intent, turn.text)
+        if fact is not None:
+            return _answer(snapshot, fact, reason="context")
+    if is_topic_intent(intent):
+        off_topic = _off_topic(turn, snapshot)
+        if off_topic is not None:
+            return off_topic
     fact = snapshot.select(intent, turn.text)
     if fact is None:  # an intent the store does not answer: never guess
         return _clarify(turn, snapshot)
     kind = OUT_OF_SCOPE if intent == OUT_OF_SCOPE else "answer"
-    return _answer(snapshot, fact, kind=kind, reason="context" if intent != turn.intent else "intent")
+    return _answer(snapshot, fact, kind=kind, reason="intent")
 
 
 def decide(turn: Turn, snapshot: Snapshot) -> Reply:

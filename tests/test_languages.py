@@ -43,3 +43,19 @@ def test_the_language_and_its_warning_signs_are_recognised(text: str, code: str 
 def test_a_broken_languages_file_names_the_language_and_field(data: dict, message: str) -> None:
     with pytest.raises(LanguagesError, match=message.replace("(", r"\(").replace("`", "`")):
         parse(data)
+
+
+@pytest.mark.parametrize("text, intent, kind, facts", [
+    ("¿Cuánto tiempo dura la rojez después del tratamiento?", "goodbye", "other_language", ()),
+    ("微针治疗后多久可以化妆？", "goodbye", "other_language", ()),
+    ("tengo fiebre y pus en la cara", "out_of_scope", "urgent", ("urgent",)),
+    ("how long is my face red after?", "ask_downtime", "answer", ("downtime",)),
+])
+def test_the_dialogue_answers_other_languages_plainly(snapshot, text: str, intent: str, kind: str,
+                                                      facts: tuple) -> None:
+    from clinic.replies import Turn, decide
+
+    reply = decide(Turn(text=text, intent=intent, ranking=((intent, 0.9),)), snapshot)
+    assert (reply.kind, reply.facts) == (kind, facts)
+    if kind != "answer":
+        assert snapshot.settings["phone"] in reply.messages[0].text  # in their language, with the phone

@@ -1,5 +1,8 @@
-"""The trained model on the held-out test set: the accuracy bar, typed buttons, and safety.
+"""The trained model on tests/nlu/test_set.yml: the accuracy bar, typed buttons, and safety.
 
+tests/nlu/test_set.yml is never trained on, but earlier work chose data and thresholds by its
+confusions, so it is a DEV set: these are development checks. The held-out figures come from
+tests/eval/locked/ (tests/test_eval_targets.py, docs/evaluation.md).
 Needs a trained model (make test trains first). Parses in-process, without HTTP.
 """
 
@@ -12,6 +15,7 @@ import pytest
 from sklearn.metrics import f1_score
 
 from clinic.replies import Turn, decide, ranking_from
+from clinic.scope import Judgement
 from devtools.harness.nlu_sets import TEST_SET, load_examples
 from devtools.harness.servers import latest_model
 
@@ -46,10 +50,11 @@ def top_real(parsed: Dict) -> str:
 
 
 def turn_of(text: str, parsed: Dict) -> Turn:
-    return Turn(text=text, intent=parsed["intent"]["name"], ranking=ranking_from(parsed["intent_ranking"]))
+    return Turn(text=text, intent=parsed["intent"]["name"], ranking=ranking_from(parsed["intent_ranking"]),
+                scope=Judgement.from_dict(parsed.get("scope")))
 
 
-def test_macro_f1_on_the_held_out_test_set(predictions) -> None:
+def test_macro_f1_on_the_dev_test_set(predictions) -> None:
     gold = [g for _, g, _ in predictions]
     predicted = [top_real(p) for _, _, p in predictions]
     score = f1_score(gold, predicted, average="macro")
@@ -89,6 +94,7 @@ def test_typed_button_titles_reach_their_topic(agent, snapshot) -> None:
 
 @pytest.mark.parametrize("text", [
     "what's the weather like tomorrow", "who won the football last night", "can you do botox",
+    "how long does it take to roast a chicken", "how much does a new boiler cost", "is it safe to fly when pregnant",
     "¿cuánto cuesta una sesión de botox?", "Wie ist das Wetter heute?", "asdfgh qwerty zxcv", "42",
 ])
 def test_unrelated_messages_get_no_unrelated_fact(agent, snapshot, text: str) -> None:

@@ -8,6 +8,7 @@ import pytest
 
 from clinic.fact_store import Snapshot
 from clinic.replies import Reply, Turn, decide, payload_for
+from clinic.scope import TREATMENT, Judgement
 
 
 def turn(text: str, intent: Optional[str], confidence: float = 0.9,
@@ -187,3 +188,144 @@ def test_candidacy_explains_the_rule_and_offers_a_consultation(snapshot: Snapsho
     answer = texts(reply).lower()
     assert not answer.startswith(("yes", "no", "you can", "you can't", "you cannot"))
     assert "consult" in answer or "clinician" in answer or "assess" in answer
+
+
+# --- the urgent path: reports, not words -----------------------------------------------------------
+
+@pytest.mark.parametrize("text", [
+    "I can't stop the bleeding from my cheek, it's been two hours",
+    "my lips and tongue are swelling up after the numbing cream",
+    "I'm struggling to swallow since the session",
+    "my vision has gone blurry since the treatment near my eye",
+    "there are red streaks going down my neck from where they treated",
+    "I've had chills all night since my microneedling",
+    "yellow stuff is oozing out of my chin",
+    "a blister has come up on my cheek",
+    "the pain keeps getting worse every day since the treatment",
+    "there's a lump under my jaw and it keeps getting bigger",
+    "I fainted in the car park after my appointment",
+    "a cold sore broke out on my lip two days after the session",
+    "it's been two weeks and my face is still swollen and sore",
+    "my daughter had it done and now she has a fever",
+    "did microneedling at home with a roller, now it's infected",
+])
+def test_each_warning_sign_reported_now_takes_the_urgent_path(snapshot: Snapshot, text: str) -> None:
+    reply = decide(turn(text, "ask_downtime", 0.9), snapshot)
+    assert reply.kind == "urgent", reply.reason
+
+
+@pytest.mark.parametrize("text", [
+    "no fever or pus, just a bit pink on day 2",
+    "not bleeding any more, is the redness normal?",
+    "I don't have blisters, only some flaking",
+    "there's no swelling but my skin feels tight",
+])
+def test_a_negated_sign_is_not_a_report(snapshot: Snapshot, text: str) -> None:
+    assert decide(turn(text, "ask_downtime", 0.9), snapshot).kind == "answer"
+
+
+@pytest.mark.parametrize("text, intent", [
+    ("what happens if it gets infected?", "ask_side_effects"),
+    ("can microneedling cause blisters?", "ask_side_effects"),
+    ("will I bleed a lot, I'm on blood thinners", "ask_candidacy"),
+    ("how do I keep it clean so it doesn't get infected", "ask_aftercare"),
+    ("what are the chances of a cold sore flare after treatment", "ask_side_effects"),
+])
+def test_a_sign_asked_about_as_a_risk_gets_the_fact(snapshot: Snapshot, text: str, intent: str) -> None:
+    reply = decide(turn(text, intent, 0.8, [("report_complication", 0.15)]), snapshot)
+    assert reply.kind == "answer" and intent in snapshot.facts[reply.facts[-1]].intents, reply.reason
+
+
+def test_a_present_strong_sign_in_a_question_is_still_urgent(snapshot: Snapshot) -> None:
+    assert decide(turn("pus coming out of a few spots, is that normal?", "ask_downtime"), snapshot).kind == "urgent"
+
+
+def test_a_cold_sore_before_treatment_is_a_candidacy_question(snapshot: Snapshot) -> None:
+    reply = decide(turn("I have a cold sore right now, should I move my appointment", "ask_candidacy", 0.6,
+                        [("report_complication", 0.2)]), snapshot)
+    assert reply.kind == "answer" and reply.facts[-1].startswith("candidacy")
+
+
+def test_a_question_about_what_to_do_is_not_a_report_even_if_the_classifier_says_so(snapshot: Snapshot) -> None:
+    reply = decide(turn("can I use a sheet mask while my face is still red", "report_complication", 0.5,
+                        [("ask_aftercare", 0.4)]), snapshot)
+    assert reply.kind == "answer" and reply.facts == ("aftercare",), reply.reason
+
+
+def test_asking_whether_to_go_to_hospital_is_urgent(snapshot: Snapshot) -> None:
+    assert decide(turn("should I go to A&E with this?", "ask_side_effects"), snapshot).kind == "urgent"
+
+
+def test_the_urgent_answer_speaks_to_someone_who_has_the_symptom_now(snapshot: Snapshot) -> None:
+    answer = texts(decide(turn("my face is oozing pus", "report_complication"), snapshot))
+    assert answer.startswith("What you describe needs a clinician today")
+    for key in ("phone", "after_hours_phone", "emergency_number"):
+        assert str(snapshot.settings[key]) in answer
+
+
+# --- the scope: another treatment, another subject -----------------------------------------------
+
+def scoped(text: str, intent: str, foreign: Tuple[str, ...] = (), anchors: Tuple[str, ...] = (),
+           others: Sequence[Tuple[str, float]] = (), **context) -> Turn:
+    return turn(text, intent, 0.9, others, scope=Judgement(foreign, anchors, bool(TREATMENT.search(text))),
+                **context)
+
+
+@pytest.mark.parametrize("text, intent", [
+    ("how long does botox last", "ask_sessions"),
+    ("how much is lip filler", "ask_cost"),
+    ("is laser hair removal painful", "ask_numbing"),
+    ("can I book a chemical peel", "book_appointment"),
+    ("what's the downtime after a facelift", "ask_downtime"),
+])
+def test_a_treatment_the_clinic_does_not_offer_gets_the_other_treatment_answer(
+        snapshot: Snapshot, text: str, intent: str) -> None:
+    reply = decide(scoped(text, intent), snapshot)
+    assert reply.kind == "out_of_scope" and reply.facts == ("other_treatment",), reply.reason
+    assert snapshot.settings["phone"] in texts(reply) and reply.topic is None
+
+
+@pytest.mark.parametrize("text, intent", [
+    ("is it a laser?", "ask_collagen"),
+    ("I had botox last week, can I still have microneedling", "ask_candidacy"),
+    ("can microneedling help my acne scars or do I need a laser", "ask_acne_scars"),
+])
+def test_a_question_about_microneedling_that_names_another_treatment_is_answered(
+        snapshot: Snapshot, text: str, intent: str) -> None:
+    reply = decide(scoped(text, intent), snapshot)
+    assert reply.kind == "answer" and intent in snapshot.facts[reply.facts[-1]].intents
+
+
+def test_a_question_about_something_else_gets_the_scope_answer_whatever_its_shape(snapshot: Snapshot) -> None:
+    reply = decide(scoped("how long does it take to boil an egg", "ask_session_length", foreign=("boil", "egg")),
+                   snapshot)
+    assert reply.kind == "out_of_scope" and reply.facts == ("out_of_scope",)
+    assert "boil" in reply.reason
+
+
+def test_a_word_naming_the_topic_keeps_the_question_in_scope(snapshot: Snapshot) -> None:
+    reply = decide(scoped("I fell off my bike and have a scar on my chin", "ask_scars", foreign=("bike",),
+                          anchors=("scar",)), snapshot)
+    assert reply.facts[-1] in ("scars", "raised_scars")
+
+
+def test_a_foreign_word_with_the_classifier_leaning_off_topic_is_off_topic(snapshot: Snapshot) -> None:
+    reply = decide(scoped("how long will my knee stay swollen after arthroscopy", "ask_downtime",
+                          foreign=("arthroscopy",), anchors=("swell",), others=[("out_of_scope", 0.3)]), snapshot)
+    assert reply.kind == "out_of_scope"
+    leaning_in = decide(scoped("can I go in a hot tub after", "ask_aftercare", foreign=("tub",),
+                               anchors=("aftercare",), others=[("out_of_scope", 0.05)]), snapshot)
+    assert leaning_in.kind == "answer"
+
+
+def test_a_short_referring_follow_up_keeps_the_topic_even_with_a_foreign_word(snapshot: Snapshot) -> None:
+    reply = decide(scoped("and for how many weekends is that?", "ask_session_length", foreign=("weekends",),
+                          last_topic="downtime"), snapshot)
+    assert reply.kind == "answer"
+    without_context = decide(scoped("and for how many weekends is that?", "ask_session_length",
+                                    foreign=("weekends",)), snapshot)
+    assert without_context.kind == "out_of_scope"
+
+
+def test_without_a_scope_judgement_the_intent_decides(snapshot: Snapshot) -> None:
+    assert decide(turn("how long does it take to boil an egg", "ask_session_length"), snapshot).kind == "answer"
