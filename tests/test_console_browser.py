@@ -23,22 +23,20 @@ from typing import Any, Dict, Iterator, List
 import pytest
 import sqlalchemy as sa
 import yaml
-from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from clinic.settings import Settings
 from console import auth
 from console.app import EXPORTS
 from devtools.bench.console import generate_rows
 from devtools.harness import events
-from devtools.harness.binaries import chromium
+from devtools.harness.binaries import launched_chromium
 from devtools.harness.console import ConsoleServer
 from devtools.harness.servers import PROJECT, Stack, fact_of, new_sender, private_fact_store, served_snapshot
 from ops import endpoints
 
 pytestmark = pytest.mark.servers
 
-CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 PASSWORD = "console test passphrase"
 IMAGES = PROJECT / "docs" / "images"
 PAGES = {"/": "Overview", "/unanswered": "Unanswered questions", "/urgent": "Urgent messages and hand-offs",
@@ -105,15 +103,8 @@ def clinic(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Clinic]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        executable = chromium()
-        if executable is None:
-            pytest.fail("No Chromium found: run devtools/system_deps.sh, or set CHROMIUM_PATH")
-        launched = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
-        try:
-            yield launched
-        finally:
-            launched.close()
+    with launched_chromium() as launched:
+        yield launched
 
 
 @pytest.fixture(scope="module")

@@ -25,21 +25,19 @@ from typing import Callable, Iterator, List, Tuple
 
 import pytest
 import requests
-from playwright.sync_api import Browser, BrowserContext, Locator, Page, Route, expect, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Locator, Page, Route, expect
 
 from clinic.fact_store import Snapshot
 from clinic.replies import render_fact
 from clinic.urgent import phones as urgent_phones
 from clinic.urgent import urgent_custom
-from devtools.harness.binaries import chromium
+from devtools.harness.binaries import launched_chromium
 from devtools.harness.servers import PROJECT, Stack, free_port, private_fact_store, served_snapshot, stop
 
 pytestmark = pytest.mark.servers
 
 ARTIFACTS = PROJECT / "tests" / "artifacts"
 DOCS_IMAGES = PROJECT / "docs" / "images"
-CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 # Two more loopback sites (a page on a public host may not call a loopback server at all:
 # Chrome's Private Network Access rules), each its own origin by its port.
 CLINIC_ORIGIN = f"http://localhost:{free_port()}"  # allowlisted: a clinic's own site embedding the widget
@@ -120,15 +118,8 @@ def snapshot(web_stack: AllowlistStack) -> Snapshot:
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as playwright:
-        executable = chromium()
-        if executable is None:
-            pytest.fail("No Chromium found: run devtools/system_deps.sh, or set CHROMIUM_PATH")
-        launched = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
-        try:
-            yield launched
-        finally:
-            launched.close()
+    with launched_chromium() as launched:
+        yield launched
 
 
 @pytest.fixture

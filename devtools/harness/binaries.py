@@ -11,8 +11,9 @@ from __future__ import annotations
 import os
 import re
 import shutil
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterable, List, Optional
+from typing import Any, Iterable, Iterator, List, Optional
 
 POSTGRES_GLOBS = ("/usr/lib/postgresql/*/bin", "/usr/pgsql-*/bin", "/usr/local/pgsql/bin",
                   "/opt/homebrew/opt/postgresql*/bin", "/usr/local/opt/postgresql*/bin")
@@ -58,3 +59,24 @@ def chromium() -> Optional[str]:
         if found:
             return found
     return next((p for p in CHROMIUM_PATHS if Path(p).exists()), None)
+
+
+# Headless, and quiet: without the background-networking flags Chromium keeps calling out (refused here).
+CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@contextmanager
+def launched_chromium() -> Iterator[Any]:
+    """Debian's Chromium driven by Playwright, closed afterwards; fails (not skips) when there is none."""
+    from playwright.sync_api import sync_playwright
+
+    executable = chromium()
+    if executable is None:
+        raise RuntimeError("No Chromium found: run devtools/system_deps.sh, or set CHROMIUM_PATH")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
