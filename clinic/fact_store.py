@@ -45,6 +45,7 @@ SYSTEM_FACTS = (
     "forget_confirm", "conversation_deleted", "conversation_kept",  # deleting a conversation on request
     "too_many_messages",  # the rate limit's polite refusal
     "message_too_long", "urgent_sent_privately", "urgent_in_group",  # Telegram
+    "feedback_up", "feedback_down", "feedback_thanks",  # Telegram's thumbs under an answer
     # the callback form (clinic/callbacks.py FACTS)
     "callback_request", "callback_ask_phone", "callback_share_phone", "callback_ask_time", "callback_ask_consent",
     "callback_name_invalid", "callback_phone_invalid", "callback_time_invalid", "callback_consent_invalid",

@@ -60,6 +60,16 @@ def answered_fact(events: List[Any]) -> Optional[str]:
     return None
 
 
+async def latest_answer(app: Any, sender_id: str) -> Optional[str]:
+    """The fact of the assistant's latest message when it was an answer (something to rate), else None."""
+    store = _store(app)
+    tracker = await store.retrieve(sender_id) if store is not None else None
+    for event in reversed(list(tracker.events) if tracker is not None else []):
+        if isinstance(event, BotUttered) and (event.metadata or {}).get("clinic"):
+            return answered_fact([event])
+    return None
+
+
 async def record_feedback(app: Any, sender_id: str, value: str) -> bool:
     """Stores a thumbs up/down on the latest answer as a slot event; False when there is no answer yet."""
     agent, store = _agent(app), _store(app)

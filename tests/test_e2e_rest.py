@@ -166,3 +166,19 @@ def test_action_server_down_gets_an_apology_with_the_phone_then_recovers(stack: 
     finally:
         stack.start_actions()
     assert fact_of(snapshot, stack.say(sender, "how long does the redness last?")[-1]["text"]) == "downtime"
+
+
+@pytest.mark.parametrize("text, urgent", [
+    ("¿Cuánto tiempo dura la rojez después del tratamiento?", False),
+    ("tengo fiebre y pus en la cara desde ayer", True),
+    ("微针治疗后多久可以化妆？", False),
+])
+def test_another_language_is_told_plainly_and_its_warning_signs_reach_urgent(stack: Stack, text: str,
+                                                                             urgent: bool) -> None:
+    snapshot = served_snapshot(stack.workdir)
+    texts = [m["text"] for m in stack.say(new_sender(), text) if m.get("text")]
+    if urgent:  # no welcome first: what to do now, in their language, then the urgent answer in English
+        assert snapshot.settings["phone"] in texts[0] and fact_of(snapshot, texts[1]) == "urgent"
+    else:  # the welcome, then one sentence in their language with the phone, and no fact
+        assert fact_of(snapshot, texts[0]) == "welcome" and snapshot.settings["phone"] in texts[1]
+        assert len(texts) == 2

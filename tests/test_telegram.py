@@ -66,8 +66,14 @@ def fact(stack: Stack, fact_id: str, with_buttons: bool = True) -> Message:
     return render_fact(snapshot, snapshot.facts[fact_id], with_buttons=with_buttons)
 
 
-def keyboard(message: Message) -> Dict[str, Any]:
-    return {"inline_keyboard": [[{"text": b.title, "callback_data": b.payload}] for b in message.buttons]}
+THUMBS = [[{"text": "👍 Helpful", "callback_data": "feedback:up"}],
+          [{"text": "👎 Not helpful", "callback_data": "feedback:down"}]]
+
+
+def keyboard(message: Message, rated: bool = False) -> Dict[str, Any]:
+    """The inline keyboard of a message; an answer (`rated`) also carries the thumbs up / down."""
+    rows = [[{"text": b.title, "callback_data": b.payload}] for b in message.buttons]
+    return {"inline_keyboard": rows + (THUMBS if rated else [])}
 
 
 def new_chat() -> int:
@@ -137,7 +143,7 @@ def test_a_question_gets_its_fact_with_buttons_as_an_inline_keyboard(tg: Stack, 
     assert wait_for_texts(fake, chat, 2) == [welcome.text, downtime.text]
     first, last = fake.calls("sendMessage", chat, ok_only=True)
     assert "reply_markup" not in first.params
-    assert last.params["reply_markup"] == keyboard(downtime) and downtime.buttons
+    assert last.params["reply_markup"] == keyboard(downtime, rated=True) and downtime.buttons
     assert all("parse_mode" not in c.params for c in (first, last))
 
 
@@ -160,7 +166,7 @@ def test_pressing_a_button_stops_the_spinner_then_answers_its_fact(tg: Stack, fa
                 if c.method == "answerCallbackQuery" and c.params == {"callback_query_id": callback_id}]
     sent = [i for i, c in enumerate(calls) if c.method == "sendMessage" and c.params.get("chat_id") == chat]
     assert len(answered) == 1 and answered[0] < sent[2]
-    assert calls[sent[2]].params.get("reply_markup") == (keyboard(expected) if expected.buttons else None)
+    assert calls[sent[2]].params.get("reply_markup") == keyboard(expected, rated=True)
 
 
 def test_a_forged_button_press_is_acknowledged_but_not_answered(tg: Stack, fake: FakeTelegram) -> None:
@@ -422,3 +428,16 @@ def test_a_message_accepted_but_answered_too_late_is_not_sent_twice(tg: Stack, f
     fake.wait_for(lambda: fake.sent_texts(chat), timeout=60, what="the slow delivery")
     barrier = help_barrier(tg, fake, chat)
     assert barrier == [fact(tg, "help").text] * 2  # the slow one once, the barrier's once
+
+
+def test_a_thumbs_down_under_an_answer_is_recorded_and_thanked(tg: Stack, fake: FakeTelegram) -> None:
+    chat = new_chat()
+    deliver(tg, text_update(chat, DOWNTIME_QUESTION))
+    wait_for_texts(fake, chat, 2)
+    assert fake.calls("sendMessage", chat)[-1].params["reply_markup"]["inline_keyboard"][-2:] == THUMBS
+    deliver(tg, {"update_id": next(_update_ids), "callback_query": {
+        "id": f"thumb-{chat}", "from": user(chat), "chat_instance": "-7", "data": "feedback:down",
+        "message": {"message_id": 1003, "date": 1, "chat": {"id": chat, "type": "private"}}}})
+    thanks = fact(tg, "feedback_thanks").text
+    fake.wait_for(lambda: {"callback_query_id": f"thumb-{chat}", "text": thanks} in
+                  [c.params for c in fake.calls("answerCallbackQuery")], what="the thanks")

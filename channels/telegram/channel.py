@@ -47,7 +47,7 @@ from clinic.inbound import readable_text
 from clinic.rate_limit import RateLimiter
 from clinic.settings import current as current_settings
 from clinic.urgent import is_urgent_text
-from rasa_extensions.conversations import asks_to_forget, forget, is_ready
+from rasa_extensions.conversations import asks_to_forget, forget, is_ready, latest_answer, record_feedback
 from rasa_extensions.tracker_store import StorageError
 from rasa_extensions.turns import EXPLICIT_ID_ATTRIBUTE
 
@@ -67,6 +67,17 @@ STORE_DOWN_HOLD_S = 15.0
 
 def sender_id(chat_id: int) -> str:
     return f"{SENDER_PREFIX}{chat_id}"
+
+
+FEEDBACK = {"feedback:up": "up", "feedback:down": "down"}  # callback data of the thumbs under an answer
+
+
+def with_feedback_buttons(messages: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
+    """The thumbs up / down under the answer (its last message), stored by record_feedback when pressed."""
+    *rest, last = messages
+    thumbs = [{"title": fact_text("feedback_up"), "payload": "feedback:up"},
+              {"title": fact_text("feedback_down"), "payload": "feedback:down"}]
+    return [*rest, {**last, "buttons": [*(last.get("buttons") or []), *thumbs]}]
 
 
 def conversation_of(incoming: Incoming) -> str:
@@ -325,7 +336,11 @@ class TelegramChannel(InputChannel):
     async def handle(self, incoming: Incoming, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> None:
         """Answers one update; runs in the background, after Telegram got its 200."""
         assert self.api is not None
-        if incoming.kind == "callback":
+        if incoming.kind == "callback" and incoming.text in FEEDBACK and incoming.chat_id is not None:
+            recorded = await record_feedback(self.app, conversation_of(incoming), FEEDBACK[incoming.text])
+            self.in_background(self._answer_callback(incoming.callback_id or "",
+                                                     fact_text("feedback_thanks") if recorded else ""))
+        elif incoming.kind == "callback":
             # First, so the button's spinner stops; in the background, so a slow Bot API never delays the answer.
             self.in_background(self._answer_callback(incoming.callback_id or ""))
             if incoming.chat_id is not None and is_our_payload(incoming.text):
@@ -396,6 +411,8 @@ class TelegramChannel(InputChannel):
         messages = [m for m in collector.messages if not asks_to_forget(m)]
         if len(messages) < len(collector.messages):
             forget(self.app, self.settings, conversation, self.name())
+        elif messages and not incoming.in_group and await latest_answer(self.app, conversation):
+            messages = with_feedback_buttons(messages)
         await self.send(incoming, messages or fallback(text))
 
     async def send(self, incoming: Incoming, messages: List[Dict[str, Any]]) -> None:
@@ -427,10 +444,11 @@ class TelegramChannel(InputChannel):
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    async def _answer_callback(self, callback_id: str) -> None:
+    async def _answer_callback(self, callback_id: str, text: str = "") -> None:
         assert self.api is not None
         try:
-            await self.api.call("answerCallbackQuery", {"callback_query_id": callback_id})
+            await self.api.call("answerCallbackQuery", {"callback_query_id": callback_id, **({"text": text} if text
+                                                                                          else {})})
         except TelegramApiError as exc:  # e.g. a press older than Telegram's 15-minute window
             logger.warning("answerCallbackQuery failed: %s %s", exc.status, exc.description)
 
