@@ -217,15 +217,19 @@ def _next_best(turn: Turn) -> Turn:
     return replace(turn, intent=intent, ranking=ranking)
 
 
-def _other_language(turn: Turn, snapshot: Snapshot) -> Reply | None:
-    """A message in another language (clinic/languages.py): say so in it; its warning signs still reach urgent."""
+def _other_language(turn: Turn, snapshot: Snapshot, urgent_because: str | None) -> Reply | None:
+    """A message in another language (clinic/languages.py): say so in it; its warning signs still reach urgent.
+
+    An urgent message gets, before the urgent answer, what to do now in the patient's language,
+    whether the warning sign was found in their words or by the English checks.
+    """
     language = languages.detect(turn.text, languages.languages())
     if language is None:
         return None
-    if languages.names_warning_sign(turn.text, language):
+    if urgent_because or languages.names_warning_sign(turn.text, language):
         urgent = snapshot.facts["urgent"]
         messages = (Message(languages.render(language.urgent, snapshot.settings)), render_fact(snapshot, urgent))
-        return Reply("urgent", messages, (urgent.id,), reason=f"warning sign in {language.name}")
+        return Reply("urgent", messages, (urgent.id,), reason=urgent_because or f"warning sign in {language.name}")
     return Reply(OTHER_LANGUAGE, (Message(languages.render(language.notice, snapshot.settings)),), (),
                  reason=f"written in {language.name}")
 
@@ -233,14 +237,14 @@ def _other_language(turn: Turn, snapshot: Snapshot) -> Reply | None:
 def _core_reply(turn: Turn, snapshot: Snapshot) -> Reply:
     fact: Fact | None
     reason = urgent_reason(turn.text, turn.ranking, snapshot.warning_signs)
+    foreign = _other_language(turn, snapshot, reason)
+    if foreign is not None:
+        return foreign
     if reason:
         return _answer(snapshot, snapshot.facts["urgent"], kind="urgent", reason=reason)
     if not _READABLE.search(turn.text or ""):
         fact = snapshot.facts["empty_message"]
         return Reply("empty", (render_fact(snapshot, fact),), (fact.id,), reason="no words")
-    foreign = _other_language(turn, snapshot)
-    if foreign is not None:
-        return foreign
 
     if turn.intent == URGENT_INTENT:  # the classifier heard a complication, the words say it is a question
         turn = _next_best(turn)
