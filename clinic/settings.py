@@ -410,7 +410,11 @@ def markdown_table() -> str:
 
 
 def shell_exports(settings: Settings) -> str:
-    """What ops/run.sh needs, already validated, as `export NAME=value` lines."""
+    """What ops/run.sh needs, already validated, as `export NAME=value` lines.
+
+    Only names of VARIABLES: the processes run.sh starts read the same environment again, and an
+    unknown name with a known prefix would stop them (a guard against typos).
+    """
     values: Dict[str, str] = {
         "RASA_PORT": str(settings.rasa_port),
         "ACTIONS_PORT": str(settings.actions_port),
@@ -418,7 +422,6 @@ def shell_exports(settings: Settings) -> str:
         "RUN_DIR": str(settings.run_dir),
         "RETENTION_EVERY_HOURS": f"{settings.retention_every_hours:g}",
         "ACTIONS_HOST": settings.actions_host,
-        "CONSOLE_ENABLED": "1" if settings.console_enabled else "0",
         "CONSOLE_HOST": settings.console_host,
         "CONSOLE_PORT": str(settings.console_port),
     }

@@ -228,6 +228,17 @@ def test_every_variable_read_in_the_code_is_a_setting() -> None:
     assert offenders == []
 
 
+def test_what_the_shell_exports_is_read_back_by_every_process_it_starts() -> None:
+    """ops/run.sh evals the exports, then starts processes that read the environment again: no unknown name."""
+    import re
+
+    from clinic.settings import NAMES, shell_exports
+
+    exported = dict(re.findall(r"^export (\w+)=(.*)$", shell_exports(Settings.from_env({})), re.M))
+    assert set(exported) <= NAMES
+    Settings.from_env({name: value.strip("'") for name, value in exported.items()})
+
+
 def test_the_shell_sees_validated_values() -> None:
     from clinic.settings import shell_exports
 
