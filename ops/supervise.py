@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import List, Optional
 
 from clinic.settings import PROJECT_DIR, ConfigError, Settings
+from ops.alerts import configured_channels
 
 FIRST_BACKOFF_S = 1.0
 MAX_BACKOFF_S = 30.0
@@ -158,6 +159,10 @@ def banner(settings: Settings) -> str:
     port = settings.rasa_port
     console = (f"Staff console: http://{settings.console_host}:{settings.console_port}/ (docs/console.md)"
                if settings.console_enabled else "Staff console off: set STAFF_PASSWORD to turn it on (docs/console.md)")
+    channels = configured_channels(settings)
+    alerts = (f"Staff alerts to: {', '.join(channels)}" if channels else
+              "Staff alerts off: nobody is told of urgent reports; set ALERT_TELEGRAM_CHAT or ALERT_EMAIL_TO "
+              "(docs/alerts.md)")
     return f"""
   The assistant is running.
     See it on the demo clinic page:  http://localhost:{port}/webhooks/web/
@@ -167,6 +172,7 @@ def banner(settings: Settings) -> str:
         -H 'Content-Type: application/json' -d '{{"message": "how long is my face red after?"}}'
     Or in a terminal:  make shell
   {console}
+  {alerts}
   A process that stops is restarted; Ctrl+C stops everything.
 """
 
