@@ -233,11 +233,24 @@ def test_a_full_disk_is_told_and_nothing_is_lost(embedded: Stack, small_disk: Pa
     assert sum(p.told_503 for p in patients) > 0, "the full disk was never noticed: the test proved nothing"
 
 
+def remount(disk: Path, mode: str, within_s: float = 30.0) -> None:
+    """Linux refuses to make a file system read-only while a file on it is open for writing, as SQLite's is
+    during a request: try until a moment between two writes."""
+    deadline = time.monotonic() + within_s
+    while True:
+        done = subprocess.run(["mount", "-o", f"remount,{mode}", str(disk)], capture_output=True, text=True)
+        if done.returncode == 0:
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"could not remount {disk} {mode}: {done.stderr.strip()}")
+        time.sleep(0.02)
+
+
 def test_a_read_only_folder_is_told_and_nothing_is_lost(embedded: Stack, small_disk: Path) -> None:
     def read_only() -> None:
-        subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
+        remount(small_disk, "ro")
         time.sleep(OUTAGE_S)
-        subprocess.run(["mount", "-o", "remount,rw", str(small_disk)], check=True)
+        remount(small_disk, "rw")
 
     patients = run_with_fault([embedded], sqlite_url(embedded), read_only)
     assert sum(p.told_503 for p in patients) > 0, "the read-only disk was never noticed: the test proved nothing"
@@ -246,7 +259,7 @@ def test_a_read_only_folder_is_told_and_nothing_is_lost(embedded: Stack, small_d
 def test_the_health_check_writes_for_real(embedded: Stack, small_disk: Path) -> None:
     health = f"{embedded.url}/webhooks/rest/"
     assert requests.get(health, timeout=30).status_code == 200
-    subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
+    remount(small_disk, "ro")
     try:
         reply = requests.get(health, timeout=30)
         assert reply.status_code == 503 and "conversations.db" in reply.json()["problem"]
