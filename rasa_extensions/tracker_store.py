@@ -142,6 +142,9 @@ class CachedSQLTrackerStore(SQLTrackerStore):
         Rasa reads every ValueError as "the PostgreSQL schema is missing" and stops the whole
         process, so one message PostgreSQL cannot store (a NUL byte) stopped the service for
         everyone. Here a failure is a StorageError for that one message; the schema check stays.
+        Closing counts too: it rolls back the read's transaction, which fails when the database
+        went away after the read, and an unwrapped error there was taken for a failed dialogue,
+        answered 200 and never stored (tests/test_reliability.py found it).
         """
         session = self.sessionmaker()
         try:
@@ -153,7 +156,10 @@ class CachedSQLTrackerStore(SQLTrackerStore):
         except (ValueError, sa.exc.SQLAlchemyError) as exc:
             raise StorageError(f"The conversation store failed: {type(exc).__name__}") from exc
         finally:
-            session.close()
+            try:
+                session.close()
+            except sa.exc.SQLAlchemyError as exc:
+                raise StorageError(f"The conversation store failed: {type(exc).__name__}") from exc
 
     @property
     def where(self) -> str:

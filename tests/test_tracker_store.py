@@ -7,6 +7,7 @@ event-class table is compared with Rasa's own walk over Event's subclasses.
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from pathlib import Path
 from typing import Any, Dict, List
@@ -22,7 +23,7 @@ from rasa.shared.utils.common import all_subclasses
 from devtools.harness.servers import PROJECT
 from ops import retention
 from rasa_extensions import event_types
-from rasa_extensions.tracker_store import CachedSQLTrackerStore
+from rasa_extensions.tracker_store import CachedSQLTrackerStore, StorageError
 
 DOMAIN = Domain.load(str(PROJECT / "domain.yml"))
 
@@ -140,6 +141,21 @@ async def test_a_failed_save_keeps_memory_and_database_in_step(tmp_path: Path, m
     assert user_texts(current) == ["kept"]  # nothing half-written, nothing remembered that was not stored
     await turn(s["ours"], "patient", "again")
     assert user_texts(await assert_same(s["ours"], s["stock"], "patient")) == ["kept", "again"]
+
+
+@pytest.mark.asyncio
+async def test_a_database_gone_after_the_read_is_a_storage_error(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """Closing rolls the read back; when that fails the message must be refused (503), not answered unstored."""
+    s = stores(tmp_path)
+    await turn(s["ours"], "patient", "kept")
+
+    def gone(_connection: Any) -> None:
+        raise sqlite3.OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(s["ours"].engine.dialect, "do_rollback", gone)
+    with pytest.raises(StorageError):
+        await s["ours"].retrieve("patient")
 
 
 @pytest.mark.asyncio
