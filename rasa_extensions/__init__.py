@@ -30,7 +30,7 @@ def install(settings: Optional[Settings] = None) -> List[str]:
     """Applies the changes to Rasa once per process; returns what was applied (also logged)."""
     if _installed:
         return list(_installed)
-    from rasa_extensions import action_timeout, action_validation, event_types, turns
+    from rasa_extensions import action_connection, action_timeout, action_validation, event_types, turns
 
     version = check_rasa_version()
     settings = settings or current_settings()
@@ -39,6 +39,7 @@ def install(settings: Optional[Settings] = None) -> List[str]:
         action_validation.apply(),
         event_types.apply(),
         turns.apply(),
+        action_connection.apply(),
     ])
     logger.info("Rasa %s extended: %s", version, "; ".join(_installed))
     return list(_installed)

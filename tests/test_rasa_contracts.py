@@ -123,6 +123,19 @@ def test_the_message_path_is_where_turns_expects_it() -> None:
     assert BotUttered("hello", metadata={"clinic": {"kind": "answer"}}).message()["clinic"] == {"kind": "answer"}
 
 
+# --- action_connection.py: every call to an endpoint enters `self.session()`; shutdown closes resources -------
+
+def test_endpoint_calls_go_through_one_session_method() -> None:
+    import rasa.core.run as rasa_run
+    from rasa.utils.endpoints import EndpointConfig
+
+    assert parameters(EndpointConfig.session) == ["self"]
+    assert "async with self.session() as session:" in inspect.getsource(EndpointConfig.request)
+    assert 'register_listener(close_resources, "after_server_stop")' in inspect.getsource(
+        rasa_run.serve_application), "Rasa no longer closes its resources through close_resources"
+    assert parameters(rasa_run.close_resources) == ["app", "_"]
+
+
 # --- launcher.py: Rasa's own command line ------------------------------------------------------------
 
 def test_rasa_has_a_main_to_hand_over_to() -> None:
@@ -137,9 +150,12 @@ CHECK = textwrap.dedent("""
     import rasa.core.actions.action as a
     from rasa.shared.core.events import Event
     from rasa.core.actions.action import RemoteAction
-    before = (a.DEFAULT_REQUEST_TIMEOUT, RemoteAction._validate_action_result, Event.__dict__["resolve_by_type"])
+    from rasa.utils.endpoints import EndpointConfig
+    before = (a.DEFAULT_REQUEST_TIMEOUT, RemoteAction._validate_action_result, Event.__dict__["resolve_by_type"],
+              EndpointConfig.session)
     {imports}
-    after = (a.DEFAULT_REQUEST_TIMEOUT, RemoteAction._validate_action_result, Event.__dict__["resolve_by_type"])
+    after = (a.DEFAULT_REQUEST_TIMEOUT, RemoteAction._validate_action_result, Event.__dict__["resolve_by_type"],
+             EndpointConfig.session)
     print([x is y for x, y in zip(before, after)], a.DEFAULT_REQUEST_TIMEOUT)
 """)
 
@@ -154,13 +170,14 @@ def in_a_fresh_process(imports: str, **env: str) -> str:
 def test_importing_our_code_changes_nothing_in_rasa() -> None:
     imports = ("import channels.rest, channels.web, channels.telegram, actions.answer, clinic.replies, "
                "rasa_extensions, rasa_extensions.tracker_store, rasa_extensions.lock_store, rasa_extensions.turns, "
-               "rasa_extensions.launcher, rasa_extensions.action_server, ops.endpoints, ops.supervise")
-    assert in_a_fresh_process(imports) == "[True, True, True] 300"
+               "rasa_extensions.launcher, rasa_extensions.action_server, rasa_extensions.action_connection, "
+               "ops.endpoints, ops.supervise")
+    assert in_a_fresh_process(imports) == "[True, True, True, True] 300"
 
 
 def test_install_applies_each_change_once() -> None:
     imports = "import rasa_extensions; rasa_extensions.install(); rasa_extensions.install()"
-    assert in_a_fresh_process(imports, ACTION_TIMEOUT_S="2.5") == "[False, False, False] 2.5"
+    assert in_a_fresh_process(imports, ACTION_TIMEOUT_S="2.5") == "[False, False, False, False] 2.5"
 
 
 # --- action_server.py: the Rasa SDK's app ----------------------------------------------------------------------

@@ -3,10 +3,11 @@
 Patients send numbered messages with a message_id, as the widget does, and
 retry with the same id after a 503 or a dropped connection (a load balancer may
 send the retry to the other instance). Meanwhile a test stops PostgreSQL, stops
-Redis, kills an instance, fills the SQLite disk or makes its folder read-only.
-Afterwards every conversation is read from the database and counted: sent,
-stored, lost, duplicated, out of order; every answer a patient got was either
-a real answer (and then the message is stored) or a 503 that said so.
+Redis, kills an instance, fills the SQLite disk or has its disk turn read-only
+after an error. Afterwards every conversation is read from the database and
+counted: sent, stored, lost, duplicated, out of order; every answer a patient
+got was either a real answer (and then the message is stored) or a 503 that
+said so.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ pytestmark = pytest.mark.servers
 PATIENTS = int(os.environ.get("FAULT_PATIENTS", 10))
 MESSAGES = int(os.environ.get("FAULT_MESSAGES", 8))
 OUTAGE_S = 8.0
+FAULT_AFTER = 2  # answers per patient (on average) before the fault, of MESSAGES
 RETRY_DEADLINE_S = 120.0
 QUESTIONS = ["do you numb the skin first?", "how long is my face red after?", "how many sessions will I need?",
              "do I need sunscreen after?", "when can I wear makeup again?", "how long does a session take?",
@@ -51,15 +53,20 @@ class Patient:
     longest_wait_s: float = 0.0
 
 
-def talk(instances: List[Stack], patient: Patient, pause: Callable[[], None]) -> Patient:
-    """Sends MESSAGES messages one after the other, retrying each (same id) until answered."""
+def talk(instances: List[Stack], patient: Patient, pause: Callable[[], None],
+         retry_deadline_s: float = RETRY_DEADLINE_S) -> Patient:
+    """Sends MESSAGES messages one after the other, retrying each (same id) until answered.
+
+    A message still unanswered at `retry_deadline_s` ends the patient's conversation, as a
+    widget that could not send it keeps it and stops.
+    """
     with requests.Session() as http:
         for n in range(MESSAGES):
             message_id = f"{patient.sender}-{n:03d}"
             patient.sent.append(message_id)
             began = time.monotonic()
             attempt = 0
-            while time.monotonic() - began < RETRY_DEADLINE_S:
+            while time.monotonic() - began < retry_deadline_s:
                 instance = instances[(n + attempt) % len(instances)]
                 attempt += 1
                 try:
@@ -84,6 +91,8 @@ def talk(instances: List[Stack], patient: Patient, pause: Callable[[], None]) ->
                 patient.unexpected.append(f"{message_id}: HTTP {reply.status_code} {reply.text[:100]}")
                 break
             patient.longest_wait_s = max(patient.longest_wait_s, time.monotonic() - began)
+            if message_id not in patient.answered:
+                break
             pause()
     return patient
 
@@ -92,33 +101,42 @@ def stored_message_ids(url: str, conversation_id: str) -> List[str]:
     return [event.get("message_id") for event in stored_events(url, conversation_id, "user")]
 
 
-def run_with_fault(instances: List[Stack], url: str, fault: Callable[[], None]) -> List[Patient]:
-    """The bounded load, with `fault` run once the load is under way; returns the patients' outcomes."""
+def run_with_fault(instances: List[Stack], url: str, fault: Callable[[], None],
+                   retry_deadline_s: float = RETRY_DEADLINE_S) -> List[Patient]:
+    """The bounded load, with `fault` run once the load is under way; returns the patients' outcomes.
+
+    With a fault that lasts (retry_deadline_s shorter than the load), a message may stay
+    unanswered; it must then have been refused with a 503, never answered and not stored.
+    """
     patients = [Patient(new_sender("fault")) for _ in range(PATIENTS)]
-    started = threading.Event()
+    under_way = threading.Semaphore(0)
 
     def pause() -> None:
-        started.set()
+        under_way.release()  # one more message answered
         time.sleep(0.05)
 
     with ThreadPoolExecutor(max_workers=PATIENTS + 1) as pool:
-        futures = [pool.submit(talk, instances, p, pause) for p in patients]
-        assert started.wait(120), "the load never started"
-        time.sleep(1.0)
+        futures = [pool.submit(talk, instances, p, pause, retry_deadline_s) for p in patients]
+        for _ in range(FAULT_AFTER * PATIENTS):  # a fixed delay let fast servers finish before the fault
+            assert under_way.acquire(timeout=120), "the load never got under way"
         fault()
         results = [f.result(timeout=600) for f in futures]
-    check_the_record(results, url)
+    check_the_record(results, url, unanswered_ok=retry_deadline_s < RETRY_DEADLINE_S)
     return results
 
 
-def check_the_record(patients: List[Patient], url: str) -> None:
+def check_the_record(patients: List[Patient], url: str, unanswered_ok: bool = False) -> None:
     problems: Dict[str, Dict[str, object]] = {}
     for patient in patients:
         stored = stored_message_ids(url, Stack.conversation_id(patient.sender))
-        lost = [m for m in patient.sent if m not in stored]
+        answered = patient.answered if unanswered_ok else patient.sent
+        lost = [m for m in answered if m not in stored]
         duplicated = sorted({m for m in stored if stored.count(m) > 1})
-        in_order = [m for m in stored if m in patient.sent] == patient.sent
-        unanswered = [m for m in patient.sent if m not in patient.answered]
+        stored_sent = [m for m in stored if m in patient.sent]
+        in_order = stored_sent == patient.sent[:len(stored_sent)]  # a refused message may be stored, after
+        unanswered = [] if unanswered_ok else [m for m in patient.sent if m not in patient.answered]
+        if unanswered_ok and patient.sent[len(answered):] and not patient.told_503:
+            patient.unexpected.append("a message neither answered nor refused with a 503")
         if lost or duplicated or not in_order or unanswered or patient.unexpected:
             problems[patient.sender] = {"lost": lost, "duplicated": duplicated, "in_order": in_order,
                                         "unanswered": unanswered, "unexpected": patient.unexpected}
@@ -233,39 +251,62 @@ def test_a_full_disk_is_told_and_nothing_is_lost(embedded: Stack, small_disk: Pa
     assert sum(p.told_503 for p in patients) > 0, "the full disk was never noticed: the test proved nothing"
 
 
-def remount(disk: Path, mode: str, within_s: float = 30.0) -> None:
-    """Linux refuses to make a file system read-only while a file on it is open for writing, as SQLite's is
-    during a request: try until a moment between two writes."""
-    deadline = time.monotonic() + within_s
-    while True:
-        done = subprocess.run(["mount", "-o", f"remount,{mode}", str(disk)], capture_output=True, text=True)
-        if done.returncode == 0:
-            return
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"could not remount {disk} {mode}: {done.stderr.strip()}")
-        time.sleep(0.02)
+@pytest.fixture
+def failing_disk(tmp_path: Path) -> Iterator[Path]:
+    """An ext4 disk (a loop-mounted image) that turns read-only on its first error, as data disks are mounted.
 
-
-def test_a_read_only_folder_is_told_and_nothing_is_lost(embedded: Stack, small_disk: Path) -> None:
-    def read_only() -> None:
-        remount(small_disk, "ro")
-        time.sleep(OUTAGE_S)
-        remount(small_disk, "rw")
-
-    patients = run_with_fault([embedded], sqlite_url(embedded), read_only)
-    assert sum(p.told_503 for p in patients) > 0, "the read-only disk was never noticed: the test proved nothing"
-
-
-def test_the_health_check_writes_for_real(embedded: Stack, small_disk: Path) -> None:
-    health = f"{embedded.url}/webhooks/rest/"
-    assert requests.get(health, timeout=30).status_code == 200
-    remount(small_disk, "ro")
+    Rasa keeps the SQLite file open for writing, so Linux refuses a plain remount read-only;
+    what makes a disk read-only under a running service is the kernel after a disk error,
+    which ext4's `trigger_fs_error` raises on purpose. It cannot be undone while mounted.
+    """
+    image, mount = tmp_path / "disk.img", tmp_path / "ext4"
+    mount.mkdir()
+    with image.open("wb") as out:
+        out.truncate(64 * 2**20)
+    made = subprocess.run(["mkfs.ext4", "-q", str(image)], capture_output=True, text=True)
+    done = made if made.returncode else subprocess.run(
+        ["mount", "-o", "loop,errors=remount-ro", str(image), str(mount)], capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount an ext4 image here: {done.stderr.strip()}")
     try:
-        reply = requests.get(health, timeout=30)
-        assert reply.status_code == 503 and "conversations.db" in reply.json()["problem"]
+        yield mount
     finally:
-        subprocess.run(["mount", "-o", "remount,rw", str(small_disk)], check=True)
+        subprocess.run(["umount", "-l", str(mount)], capture_output=True)
+
+
+def disk_error(mount: Path) -> None:
+    """The kernel's answer to a disk error on a data disk: the file system becomes read-only, for good."""
+    device = subprocess.run(["findmnt", "-n", "-o", "SOURCE", str(mount)], capture_output=True, text=True,
+                            check=True).stdout.strip()
+    Path(f"/sys/fs/ext4/{Path(device).name}/trigger_fs_error").write_text("test\n")
+    options = subprocess.run(["findmnt", "-n", "-o", "OPTIONS", str(mount)], capture_output=True, text=True)
+    assert "emergency_ro" in options.stdout or options.stdout.startswith("ro"), options.stdout
+
+
+@pytest.fixture
+def on_failing_disk(tmp_path: Path, failing_disk: Path) -> Iterator[Stack]:
+    stack = store_stack(tmp_path / "stack", {"DATA_DIR": str(failing_disk / "data")})
+    try:
+        yield stack.start()
+    finally:
+        stack.stop()
+
+
+def test_a_disk_turned_read_only_is_told_and_nothing_stored_is_lost(on_failing_disk: Stack,
+                                                                    failing_disk: Path) -> None:
+    patients = run_with_fault([on_failing_disk], sqlite_url(on_failing_disk), lambda: disk_error(failing_disk),
+                              retry_deadline_s=OUTAGE_S)
+    assert sum(p.told_503 for p in patients) > 0, "the read-only disk was never noticed: the test proved nothing"
+    health = requests.get(f"{on_failing_disk.url}/webhooks/rest/", timeout=30)
+    assert health.status_code == 503 and "conversations.db" in health.json()["problem"]
+
+
+def test_the_health_check_writes_for_real(on_failing_disk: Stack, failing_disk: Path) -> None:
+    health = f"{on_failing_disk.url}/webhooks/rest/"
     assert requests.get(health, timeout=30).status_code == 200
+    disk_error(failing_disk)  # reading still works: only a real write finds it
+    reply = requests.get(health, timeout=30)
+    assert reply.status_code == 503 and "conversations.db" in reply.json()["problem"]
 
 
 def test_an_unwritable_store_stops_start_up_and_names_the_path(tmp_path: Path, small_disk: Path) -> None:
