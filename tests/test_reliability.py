@@ -209,7 +209,7 @@ def test_an_instance_killed_under_load_strands_nobody(cluster: Cluster) -> None:
     assert longest < 20, f"a patient waited {longest:.1f} s for one answer (a dead instance's lock lives 6 s)"
 
 
-# --- one instance on SQLite: a full disk, a read-only folder ------------------------------------------------------
+# --- one instance on SQLite: a full disk, a disk turned read-only ---------------------------------------------------
 
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
