@@ -162,6 +162,14 @@ def _off_topic(turn: Turn, snapshot: Snapshot) -> Reply | None:
     return _answer(snapshot, snapshot.facts[OUT_OF_SCOPE], kind=OUT_OF_SCOPE, reason=reason)
 
 
+def _about_the_topic(turn: Turn) -> bool:
+    """The classifier says "not about us", the words say otherwise: the message names the clinic's topic
+    ("what's best to soothe the redness") and nothing from outside it. Not sure which topic, so the
+    assistant asks (did you mean…?) rather than give a topic fact or the out-of-scope answer."""
+    scope = turn.scope
+    return bool(scope is not None and (scope.anchors or scope.names_treatment) and not scope.foreign)
+
+
 def _contextual_intent(turn: Turn, snapshot: Snapshot) -> str | None:
     """The previous topic's intent, for a short referring question the classifier is unsure about."""
     if not turn.last_topic or turn.last_topic not in snapshot.facts or not _is_follow_up_question(turn):
@@ -188,7 +196,7 @@ def _clarify(turn: Turn, snapshot: Snapshot) -> Reply:
         fact = snapshot.facts["clarify_failed"]
         return Reply("handoff", (render_fact(snapshot, fact),), (fact.id,), reason="second misunderstanding")
     ranking = _real_ranking(turn)
-    if ranking and ranking[0][0] == OUT_OF_SCOPE:
+    if ranking and ranking[0][0] == OUT_OF_SCOPE and not _about_the_topic(turn):
         fact = snapshot.select(OUT_OF_SCOPE, turn.text) or snapshot.facts[OUT_OF_SCOPE]
         return _answer(snapshot, fact, kind=OUT_OF_SCOPE, reason="unsure, likely off-topic")
     other = _other_treatment(turn, snapshot)
@@ -255,6 +263,8 @@ def _core_reply(turn: Turn, snapshot: Snapshot) -> Reply:
 
     intent = _contextual_intent(turn, snapshot) or turn.intent
     if intent is None or intent == FALLBACK_INTENT:
+        return _clarify(turn, snapshot)
+    if intent == OUT_OF_SCOPE and _about_the_topic(turn):
         return _clarify(turn, snapshot)
     if intent != turn.intent:
         fact = snapshot.select(intent, turn.text)

@@ -62,6 +62,17 @@ _HYPOTHETICAL = re.compile(
     r"to (avoid|prevent|stop) (it|an?|getting|infection|any)|prevent\w*|avoid\w*|reduce the risk)\b",
     re.IGNORECASE,
 )
+# Something the speaker is prone to, not something happening now: "I get cold sores quite often, is
+# microneedling ok for me?" asks whether they can be treated. Not when the message ties it to a treatment
+# ("I keep getting dizzy spells since the session" is a report). Found on the dev set (docs/evaluation.md).
+_HABITUAL = re.compile(
+    r"\b(prone to|a history of|suffer(s|ed)? (from|with)|tend to get|used to get|"
+    r"(get|gets|getting|have|has|had) (\w+ ){1,3}(quite |very |pretty |fairly )?(often|sometimes|regularly|"
+    r"occasionally|a lot|frequently|now and (then|again)|from time to time|every (winter|summer|year|month)|"
+    r"in the past|before))\b",
+    re.IGNORECASE,
+)
+_TIED_TO_TREATMENT = re.compile(r"\b(since|after|following|post)\b", re.IGNORECASE)
 # The future, for a sign only: "will I bleed a lot?" asks about later, "it won't stop bleeding" reports.
 _FUTURE = re.compile(r"\b(will|would|is going to|am i going to|are you going to) (i|it|my|the|there|you|we)\b",
                      re.IGNORECASE)
@@ -123,11 +134,12 @@ def negated(text: str, start: int) -> bool:
 
 
 def hypothetical(text: str, start: int) -> bool:
-    """The clause around `start` asks about a risk, a case or later, not a fact: "what if it gets infected",
-    "will I bleed a lot?"."""
+    """The clause around `start` asks about a risk, a case or later, or tells what the speaker is prone to,
+    not what they have now: "what if it gets infected", "will I bleed a lot?", "I get cold sores often"."""
     clause_start, clause_end = _clause_of(text, start)
     clause = text[clause_start:clause_end]
-    return bool(_HYPOTHETICAL.search(clause) or _FUTURE.search(clause))
+    habitual = bool(_HABITUAL.search(clause)) and not _TIED_TO_TREATMENT.search(text)
+    return bool(_HYPOTHETICAL.search(clause) or _FUTURE.search(clause)) or habitual
 
 
 def is_report(text: str) -> bool:

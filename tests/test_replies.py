@@ -62,6 +62,8 @@ def test_topic_answers_offer_follow_up_buttons_that_name_their_fact(snapshot: Sn
     ("severe pain in my cheek tonight", "ask_numbing"),
     ("I think my skin is infected", "ask_side_effects"),
     ("cold sores came up after my treatment", "ask_candidacy"),
+    ("I get cold sores often but this one came up since the session", "ask_candidacy"),
+    ("I keep getting dizzy spells a lot since my microneedling", "ask_side_effects"),
     ("my throat is swelling and I can't breathe", "greet"),
 ])
 def test_warning_signs_take_the_urgent_path_whatever_the_intent(snapshot: Snapshot, text: str, intent: str) -> None:
@@ -77,6 +79,8 @@ def test_warning_signs_take_the_urgent_path_whatever_the_intent(snapshot: Snapsh
     ("does it hurt a lot?", "ask_numbing"),
     ("how long will my face be red", "ask_downtime"),
     ("is it safe if I get cold sores sometimes?", "ask_candidacy"),
+    ("I'm prone to cold sores, can I still have it", "ask_candidacy"),
+    ("my sister has had herpes in the past, is microneedling ok for her", "ask_candidacy"),
 ])
 def test_general_questions_about_risks_get_the_fact_not_the_alarm(snapshot: Snapshot, text: str, intent: str) -> None:
     assert decide(turn(text, intent, 0.9, [("report_complication", 0.04)]), snapshot).kind == "answer"
@@ -316,6 +320,26 @@ def test_a_foreign_word_with_the_classifier_leaning_off_topic_is_off_topic(snaps
     leaning_in = decide(scoped("can I go in a hot tub after", "ask_aftercare", foreign=("tub",),
                                anchors=("aftercare",), others=[("out_of_scope", 0.05)]), snapshot)
     assert leaning_in.kind == "answer"
+
+
+@pytest.mark.parametrize("text, anchors, foreign, expected", [
+    # words naming the topic, nothing from outside it: ask which topic, never "not about us"
+    ("what's best to soothe the redness", ("soothe", "redness"), (), "clarify"),
+    ("how do I keep it clean so it doesn't get infected", ("infect",), (), "clarify"),
+    # a word from outside the topic: the classifier's out_of_scope stands
+    ("what are the odds of getting an infection from a tattoo", ("infection",), ("odds", "tattoo"), "out_of_scope"),
+    # nothing naming the topic: out_of_scope stands
+    ("what's the weather like tomorrow", (), ("weather",), "out_of_scope"),
+])
+def test_out_of_scope_from_the_classifier_meets_the_words(snapshot: Snapshot, text: str, anchors: Tuple[str, ...],
+                                                         foreign: Tuple[str, ...], expected: str) -> None:
+    top = decide(scoped(text, "out_of_scope", foreign=foreign, anchors=anchors, others=[("ask_aftercare", 0.1)]),
+                 snapshot)
+    unsure = decide(turn(text, "nlu_fallback", 0.25, [("out_of_scope", 0.24), ("ask_aftercare", 0.1)],
+                         scope=Judgement(foreign, anchors, False)), snapshot)
+    assert top.kind == unsure.kind == expected, (top.reason, unsure.reason)
+    if expected == "clarify":
+        assert "out_of_scope" not in texts(top) and top.messages[0].buttons
 
 
 def test_a_short_referring_follow_up_keeps_the_topic_even_with_a_foreign_word(snapshot: Snapshot) -> None:
