@@ -12,6 +12,7 @@ said so.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -211,28 +212,40 @@ def test_an_instance_killed_under_load_strands_nobody(cluster: Cluster) -> None:
 
 # --- one instance on SQLite: a full disk, a disk turned read-only ---------------------------------------------------
 
-@pytest.fixture
-def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """A 16 MB tmpfs for the SQLite folder (root can mount here; elsewhere this test cannot run)."""
-    mount = tmp_path / "disk"
+@contextlib.contextmanager
+def mounted(mount: Path, *source: str) -> Iterator[Path]:
+    """`mount <source> <mount>` for the test (root can mount here; elsewhere the test is skipped)."""
     mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m,mode=0700", "tmpfs", str(mount)],
-                          capture_output=True, text=True)
+    done = subprocess.run(["mount", *source, str(mount)], capture_output=True, text=True)
     if done.returncode != 0:
-        pytest.skip(f"cannot mount a small file system here: {done.stderr.strip()}")
+        pytest.skip(f"cannot mount {source[-1]} here: {done.stderr.strip()}")
     try:
         yield mount
     finally:
         subprocess.run(["umount", "-l", str(mount)], capture_output=True)
 
 
-@pytest.fixture
-def embedded(tmp_path: Path, small_disk: Path) -> Iterator[Stack]:
-    stack = store_stack(tmp_path / "stack", {"DATA_DIR": str(small_disk / "data")})
+@contextlib.contextmanager
+def stack_on(tmp_path: Path, disk: Path) -> Iterator[Stack]:
+    """The embedded stack (SQLite) with its data folder on `disk`."""
+    stack = store_stack(tmp_path / "stack", {"DATA_DIR": str(disk / "data")})
     try:
         yield stack.start()
     finally:
         stack.stop()
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 16 MB tmpfs for the SQLite folder."""
+    with mounted(tmp_path / "disk", "-t", "tmpfs", "-o", "size=16m,mode=0700", "tmpfs") as disk:
+        yield disk
+
+
+@pytest.fixture
+def embedded(tmp_path: Path, small_disk: Path) -> Iterator[Stack]:
+    with stack_on(tmp_path, small_disk) as stack:
+        yield stack
 
 
 def sqlite_url(stack: Stack) -> str:
@@ -259,19 +272,14 @@ def failing_disk(tmp_path: Path) -> Iterator[Path]:
     what makes a disk read-only under a running service is the kernel after a disk error,
     which ext4's `trigger_fs_error` raises on purpose. It cannot be undone while mounted.
     """
-    image, mount = tmp_path / "disk.img", tmp_path / "ext4"
-    mount.mkdir()
+    image = tmp_path / "disk.img"
     with image.open("wb") as out:
         out.truncate(64 * 2**20)
     made = subprocess.run(["mkfs.ext4", "-q", str(image)], capture_output=True, text=True)
-    done = made if made.returncode else subprocess.run(
-        ["mount", "-o", "loop,errors=remount-ro", str(image), str(mount)], capture_output=True, text=True)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount an ext4 image here: {done.stderr.strip()}")
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], capture_output=True)
+    if made.returncode != 0:
+        pytest.skip(f"cannot make an ext4 image here: {made.stderr.strip()}")
+    with mounted(tmp_path / "ext4", "-o", "loop,errors=remount-ro", str(image)) as disk:
+        yield disk
 
 
 def disk_error(mount: Path) -> None:
@@ -285,11 +293,8 @@ def disk_error(mount: Path) -> None:
 
 @pytest.fixture
 def on_failing_disk(tmp_path: Path, failing_disk: Path) -> Iterator[Stack]:
-    stack = store_stack(tmp_path / "stack", {"DATA_DIR": str(failing_disk / "data")})
-    try:
-        yield stack.start()
-    finally:
-        stack.stop()
+    with stack_on(tmp_path, failing_disk) as stack:
+        yield stack
 
 
 def test_a_disk_turned_read_only_is_told_and_nothing_stored_is_lost(on_failing_disk: Stack,
