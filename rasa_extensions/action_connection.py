@@ -7,7 +7,9 @@ profile at 10 clients put that at about 7% of the Rasa process's CPU
 (docs/benchmarks.md).
 
 Here `EndpointConfig.session` hands out one ClientSession per event loop and
-endpoint settings, and leaving its `async with` does not close it. Each call
+endpoint settings, and leaving its `async with` does not close it. That holds
+for every endpoint Rasa calls this way: the action server, and a model or NLG
+server when one is configured. Each call
 still gets Rasa's own headers, per-call timeout and error handling, since
 `request` itself is unchanged. Idle connections are dropped by the client
 after IDLE_CLOSE_S, before the action server's Sanic closes them (its

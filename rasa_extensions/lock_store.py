@@ -88,11 +88,19 @@ class AtomicRedisLockStore(LockStore):
         super().__init__()
 
     def get_lock(self, conversation_id: str) -> Optional[TicketLock]:
-        raw = self.red.get(self.key_prefix + conversation_id)
+        """Also read by Rasa's `_acquire_lock` while a message waits: Redis failing then is a LockError too,
+        so the channel answers 503 and the client sends the message again (not a 200 with nothing stored)."""
+        try:
+            raw = self.red.get(self.key_prefix + conversation_id)
+        except redis.RedisError as exc:
+            raise LockError(f"The lock store is unavailable ({type(exc).__name__})") from exc
         return TicketLock.from_dict(json.loads(raw)) if raw else None
 
     def delete_lock(self, conversation_id: str) -> None:
-        self.red.delete(self.key_prefix + conversation_id)
+        try:
+            self.red.delete(self.key_prefix + conversation_id)
+        except redis.RedisError as exc:
+            raise LockError(f"The lock store is unavailable ({type(exc).__name__})") from exc
 
     # --- the one primitive: an atomic change of one conversation's lock --------------------------
 
