@@ -158,8 +158,10 @@ def write_doc(report: Dict[str, Any], doc: Path = DOC, chart: Path = CHART) -> N
         "`SQLTrackerStore`). Ours "
         "runs what `make run` runs: the servers started with `python -m rasa_sdk` and `python -m "
         "rasa_extensions.launcher`, the validator built once (rasa_extensions/action_validation.py), the "
-        "event-class table (rasa_extensions/event_types.py), `enable_selective_domain`, and the conversations "
-        "in use kept in memory in front of SQLite in write-ahead-log mode (rasa_extensions/tracker_store.py).",
+        "event-class table (rasa_extensions/event_types.py), `enable_selective_domain`, kept-alive connections "
+        "to the action server (rasa_extensions/action_connection.py), and the conversations in use kept in "
+        "memory in front of SQLite in write-ahead-log mode over one open connection "
+        "(rasa_extensions/tracker_store.py).",
         "",
         f"![benchmark chart]({os.path.relpath(chart, doc.parent)})",
         "",
