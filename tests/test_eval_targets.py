@@ -28,11 +28,8 @@ BOUNDS: Dict[tuple, tuple] = {
     ("out_of_scope", "topic_fact"): (0.02, "max", 0.02),
     ("complications", "urgent_recall"): (1.0, "min", 1.0),
     ("alarming_ordinary", "false_urgent"): (0.02, "max", 0.02),
-    ("clinic_questions", "right"): (0.95, "min", 0.95),  # 97.3% (292 of 300) on 2026-11-30
-    # NOT MET: 2.3% (7 of 300) on 2026-11-30, one message over the target (3.7%, 11 of 300, before the
-    # second dev batch). The bound is that honest figure with two messages of slack (9 of 300 pass,
-    # 10 fail), not the target: see docs/evaluation.md.
-    ("clinic_questions", "wrong"): (0.031, "max", 0.02),
+    ("clinic_questions", "right"): (0.95, "min", 0.95),  # 98.0% (294 of 300) on 2026-11-30
+    ("clinic_questions", "wrong"): (0.02, "max", 0.02),  # 1.7% (5 of 300) on 2026-11-30: met by one message
 }
 
 

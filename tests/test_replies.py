@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Optional, Sequence, Tuple
 
 import pytest
@@ -342,12 +343,26 @@ def test_out_of_scope_from_the_classifier_meets_the_words(snapshot: Snapshot, te
         assert "out_of_scope" not in texts(top) and top.messages[0].buttons
 
 
+@pytest.mark.parametrize("confidence, out_of_scope, foreign, expected", [
+    (0.98, 0.0, ("cash",), "answer"),  # sure of the topic, nothing off-topic: one stray word does not outweigh it
+    (0.98, 0.0, ("boil", "egg"), "out_of_scope"),  # two foreign words: the words win
+    (0.98, 0.05, ("cash",), "out_of_scope"),  # the classifier itself sees something off-topic
+    (0.6, 0.0, ("cash",), "out_of_scope"),  # not sure of the topic
+])
+def test_one_foreign_word_against_a_sure_classifier(snapshot: Snapshot, confidence: float, out_of_scope: float,
+                                                   foreign: Tuple[str, ...], expected: str) -> None:
+    message = scoped("do you take card payments or is it cash only", "ask_cost", foreign=foreign)
+    message = replace(message, ranking=(("ask_cost", confidence), ("out_of_scope", out_of_scope)))
+    assert decide(message, snapshot).kind == expected
+
+
 def test_a_short_referring_follow_up_keeps_the_topic_even_with_a_foreign_word(snapshot: Snapshot) -> None:
-    reply = decide(scoped("and for how many weekends is that?", "ask_session_length", foreign=("weekends",),
-                          last_topic="downtime"), snapshot)
+    unsure = (("ask_session_length", 0.7),)  # below SURE_TOPIC: the foreign word would decide
+    reply = decide(replace(scoped("and for how many weekends is that?", "ask_session_length", foreign=("weekends",),
+                                  last_topic="downtime"), ranking=unsure), snapshot)
     assert reply.kind == "answer"
-    without_context = decide(scoped("and for how many weekends is that?", "ask_session_length",
-                                    foreign=("weekends",)), snapshot)
+    without_context = decide(replace(scoped("and for how many weekends is that?", "ask_session_length",
+                                            foreign=("weekends",)), ranking=unsure), snapshot)
     assert without_context.kind == "out_of_scope"
 
 
