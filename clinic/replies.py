@@ -170,11 +170,15 @@ def _off_topic(turn: Turn, snapshot: Snapshot) -> Reply | None:
 
 
 def _about_the_topic(turn: Turn) -> bool:
-    """The classifier says "not about us", the words say otherwise: the message names the clinic's topic
-    ("what's best to soothe the redness") and nothing from outside it. Not sure which topic, so the
-    assistant asks (did you mean…?) rather than give a topic fact or the out-of-scope answer."""
+    """The classifier leans to "not about us", the words say otherwise: the message names the clinic's
+    topic ("what's best to soothe the redness") and nothing from outside it. Not sure which topic, so the
+    assistant asks (did you mean…?) rather than give a topic fact or the out-of-scope answer. Not when
+    the classifier is sure: a stray domain word ("will it be sunny on saturday") must not undo that."""
     scope = turn.scope
-    return bool(scope is not None and (scope.anchors or scope.names_treatment) and not scope.foreign)
+    ranking = _real_ranking(turn)
+    sure_off_topic = bool(ranking) and ranking[0][0] == OUT_OF_SCOPE and ranking[0][1] >= CONTEXT_CONFIDENCE
+    return bool(scope is not None and (scope.anchors or scope.names_treatment) and not scope.foreign
+                and not sure_off_topic)
 
 
 def _contextual_intent(turn: Turn, snapshot: Snapshot) -> str | None:

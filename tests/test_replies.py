@@ -334,13 +334,18 @@ def test_a_foreign_word_with_the_classifier_leaning_off_topic_is_off_topic(snaps
 ])
 def test_out_of_scope_from_the_classifier_meets_the_words(snapshot: Snapshot, text: str, anchors: Tuple[str, ...],
                                                          foreign: Tuple[str, ...], expected: str) -> None:
-    top = decide(scoped(text, "out_of_scope", foreign=foreign, anchors=anchors, others=[("ask_aftercare", 0.1)]),
-                 snapshot)
+    leaning = (("out_of_scope", 0.49), ("ask_aftercare", 0.15))  # as the classifier gave "soothe the redness"
+    top = decide(replace(scoped(text, "out_of_scope", foreign=foreign, anchors=anchors), ranking=leaning), snapshot)
     unsure = decide(turn(text, "nlu_fallback", 0.25, [("out_of_scope", 0.24), ("ask_aftercare", 0.1)],
                          scope=Judgement(foreign, anchors, False)), snapshot)
     assert top.kind == unsure.kind == expected, (top.reason, unsure.reason)
     if expected == "clarify":
         assert "out_of_scope" not in texts(top) and top.messages[0].buttons
+
+
+def test_a_stray_domain_word_does_not_undo_a_sure_out_of_scope(snapshot: Snapshot) -> None:
+    sure = decide(scoped("will it be sunny on saturday", "out_of_scope", anchors=("saturday",)), snapshot)
+    assert sure.kind == "out_of_scope"  # the classifier's 0.9 stands
 
 
 @pytest.mark.parametrize("confidence, out_of_scope, foreign, expected", [
