@@ -16,7 +16,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from devtools.harness.fake_telegram import FakeTelegram
-from devtools.harness.servers import Stack, free_port, new_sender, store_stack
+from devtools.harness.servers import Stack, free_port, new_sender, running, store_stack
 
 pytestmark = pytest.mark.servers
 
@@ -76,11 +76,8 @@ class Smtp:
 
 @pytest.fixture(scope="module")
 def fake() -> Iterator[FakeTelegram]:
-    server = FakeTelegram(TOKEN, username="AlertsBot").start()
-    try:
+    with running(FakeTelegram(TOKEN, username="AlertsBot")) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")
@@ -96,15 +93,12 @@ def smtp(certificate: Path) -> Iterator[Smtp]:
 def stack(tmp_path_factory: pytest.TempPathFactory, fake: FakeTelegram, smtp: Smtp, certificate: Path
           ) -> Iterator[Stack]:
     root = tmp_path_factory.mktemp("alerts")
-    running = store_stack(root, {"DATA_DIR": str(root / "data")}, TELEGRAM_TOKEN=TOKEN, TELEGRAM_API_BASE=fake.url,
-                          ALERT_TELEGRAM_CHAT=str(STAFF_CHAT), ALERT_EMAIL_TO="nurse@clinic.example",
-                          SMTP_HOST="localhost", SMTP_PORT=str(smtp.port), SMTP_USER=SMTP_USER,
-                          SMTP_PASSWORD=SMTP_PASSWORD, SMTP_CA_FILE=str(certificate / "cert.pem"),
-                          CONSOLE_URL="https://console.clinic.example", ALERT_DEDUPE_MINUTES="30")
-    try:
-        yield running.start()
-    finally:
-        running.stop()
+    with running(store_stack(root, {"DATA_DIR": str(root / "data")}, TELEGRAM_TOKEN=TOKEN, TELEGRAM_API_BASE=fake.url,
+                             ALERT_TELEGRAM_CHAT=str(STAFF_CHAT), ALERT_EMAIL_TO="nurse@clinic.example",
+                             SMTP_HOST="localhost", SMTP_PORT=str(smtp.port), SMTP_USER=SMTP_USER,
+                             SMTP_PASSWORD=SMTP_PASSWORD, SMTP_CA_FILE=str(certificate / "cert.pem"),
+                             CONSOLE_URL="https://console.clinic.example", ALERT_DEDUPE_MINUTES="30")) as stack:
+        yield stack
 
 
 def staff_texts(fake: FakeTelegram) -> List[str]:
@@ -154,12 +148,8 @@ def test_a_request_for_a_person_alerts_the_staff(stack: Stack, fake: FakeTelegra
 
 
 def test_without_an_alert_channel_the_start_up_warns_and_the_assistant_works(tmp_path: Path) -> None:
-    running = store_stack(tmp_path, {"DATA_DIR": str(tmp_path / "data")})
-    try:
-        running.start()
-        assert running.say(new_sender(), URGENT_WORDS)[-1]["text"]
-    finally:
-        running.stop()
+    with running(store_stack(tmp_path, {"DATA_DIR": str(tmp_path / "data")})) as stack:
+        assert stack.say(new_sender(), URGENT_WORDS)[-1]["text"]
     assert "No staff alert channel is configured" in (tmp_path / "rasa.log").read_text()
 
 

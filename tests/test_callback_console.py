@@ -30,6 +30,7 @@ from console.queries import Period
 from console.summaries import Summaries
 from devtools.harness import events
 from devtools.harness.console import ConsoleServer, csrf_of
+from devtools.harness.servers import running
 from ops import alerts as alerts_module
 
 PASSWORD = "correct horse battery"
@@ -76,26 +77,13 @@ def views_for(db: Database, data_dir: Path) -> Views:
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.servers)])
 def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
-    server = None
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'conversations.db'}"
-    else:
-        from devtools.harness.datastores import Postgres
-
-        server = Postgres().start()
-        url = server.url
-    engine = sa.create_engine(url)
-    events.create_table(engine)
-    events.insert(engine, callback_rows())
-    engine.dispose()
-    add_alerts(url)
-    database = Database(url)
-    try:
-        yield database
-    finally:
-        database.dispose()
-        if server is not None:
-            server.stop()
+    with events.stored(request.param, tmp_path, callback_rows()) as url:
+        add_alerts(url)
+        database = Database(url)
+        try:
+            yield database
+        finally:
+            database.dispose()
 
 
 def test_each_conversation_shows_its_latest_request_newest_first(db: Database) -> None:
@@ -160,18 +148,11 @@ def test_callback_turns_are_not_counted_as_unanswered(db: Database) -> None:
 @pytest.fixture(scope="module")
 def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ConsoleServer]:
     data = tmp_path_factory.mktemp("callback-console")
-    url = f"sqlite:///{data / 'conversations.db'}"
-    engine = sa.create_engine(url)
-    events.create_table(engine)
-    events.insert(engine, callback_rows())
-    engine.dispose()
-    add_alerts(url)
-    server = ConsoleServer(data, env={"DATA_DIR": str(data), "REVIEW_DIR": str(data / "review"),
-                                      "STAFF_ACCOUNTS": f"anna:{auth.hash_password(PASSWORD)}"})
-    try:
-        yield server.start()
-    finally:
-        server.stop()
+    with events.stored("sqlite", data, callback_rows()) as url:
+        add_alerts(url)
+        with running(ConsoleServer(data, env={"DATA_DIR": str(data), "REVIEW_DIR": str(data / "review"),
+                                              "STAFF_ACCOUNTS": f"anna:{auth.hash_password(PASSWORD)}"})) as server:
+            yield server
 
 
 def audit_events(console: ConsoleServer) -> List[dict]:

@@ -21,9 +21,9 @@ from clinic.fact_store import Snapshot
 from clinic.settings import Settings
 from console import queries
 from console.database import Database
-from devtools.harness.fake_telegram import FakeTelegram
+from devtools.harness.fake_telegram import FakeTelegram, telegram_credentials
 from devtools.harness.records import stored_events
-from devtools.harness.servers import Stack, new_sender, served_snapshot, stop, store_stack
+from devtools.harness.servers import Stack, new_sender, running, served_snapshot, stop, store_stack
 
 pytestmark = pytest.mark.servers
 
@@ -36,27 +36,19 @@ _update_ids = itertools.count(9000)
 
 @pytest.fixture(scope="module")
 def fake() -> Iterator[FakeTelegram]:
-    server = FakeTelegram(TOKEN, username=USERNAME).start()
-    try:
+    with running(FakeTelegram(TOKEN, username=USERNAME)) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")
 def clinic(tmp_path_factory: pytest.TempPathFactory, fake: FakeTelegram) -> Iterator[Tuple[Stack, str]]:
     root = tmp_path_factory.mktemp("callbacks")
-    credentials = root / "credentials.yml"
-    credentials.write_text("channels.rest.ClinicRestInput: {}\nchannels.telegram.TelegramChannel: {}\n")
     store = {"DATA_DIR": str(root / "data")}
-    running = store_stack(root, store, TELEGRAM_TOKEN=TOKEN, TELEGRAM_API_BASE=fake.url, TELEGRAM_SECRET_TOKEN=SECRET,
-                          TELEGRAM_BOT_USERNAME=USERNAME,
-                          TELEGRAM_WEBHOOK_URL="https://clinic.example.com/webhooks/telegram/webhook")
-    running.credentials = credentials
-    try:
-        yield running.start(), Settings.from_env(store).conversations_url
-    finally:
-        running.stop()
+    stack = store_stack(root, store, **fake.channel_env(SECRET), TELEGRAM_BOT_USERNAME=USERNAME,
+                        TELEGRAM_WEBHOOK_URL="https://clinic.example.com/webhooks/telegram/webhook")
+    stack.credentials = telegram_credentials(root)
+    with running(stack):
+        yield stack, Settings.from_env(store).conversations_url
 
 
 def snapshot_of(stack: Stack) -> Snapshot:

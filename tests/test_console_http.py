@@ -21,7 +21,7 @@ from console.app import EXPORTS
 from devtools.bench.console import generate_rows
 from devtools.harness import events
 from devtools.harness.console import ConsoleServer, csrf_of
-from devtools.harness.servers import PROJECT
+from devtools.harness.servers import PROJECT, running
 
 PASSWORD = "correct horse battery"
 PAGES = ["/", "/unanswered", "/urgent", "/transcripts", "/transcripts?words=parking&channel=web", "/facts",
@@ -42,12 +42,9 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def console(store: Path) -> Iterator[ConsoleServer]:
     hashed = auth.hash_password(PASSWORD)
-    server = ConsoleServer(store, env={"DATA_DIR": str(store), "REVIEW_DIR": str(store / "review"),
-                                       "STAFF_ACCOUNTS": f"anna:{hashed} locktest:{hashed}"})
-    try:
-        yield server.start()
-    finally:
-        server.stop()
+    with running(ConsoleServer(store, env={"DATA_DIR": str(store), "REVIEW_DIR": str(store / "review"),
+                                           "STAFF_ACCOUNTS": f"anna:{hashed} locktest:{hashed}"})) as server:
+        yield server
 
 
 def first_message_id(store: Path) -> int:

@@ -63,25 +63,12 @@ def clinic_day() -> List[events.Row]:
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.servers)])
 def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'conversations.db'}"
-        server = None
-    else:
-        from devtools.harness.datastores import Postgres
-
-        server = Postgres().start()
-        url = server.url
-    engine = sa.create_engine(url)
-    events.create_table(engine)
-    events.insert(engine, clinic_day())
-    engine.dispose()
-    database = Database(url)
-    try:
-        yield database
-    finally:
-        database.dispose()
-        if server is not None:
-            server.stop()
+    with events.stored(request.param, tmp_path, clinic_day()) as url:
+        database = Database(url)
+        try:
+            yield database
+        finally:
+            database.dispose()
 
 
 def day(tz_day: dt.date = DAY, last: dt.date = DAY) -> Period:

@@ -5,7 +5,7 @@ and Redis (devtools/harness/datastores.py). Two set-ups are started once per mod
 - embedded: the `make run` default, conversations in SQLite under DATA_DIR;
 - cluster: two Rasa instances, each with its own action server, sharing one
   PostgreSQL (TRACKER_STORE_URL) and one Redis lock store (LOCK_STORE_URL),
-  as behind a load balancer. The test client plays the load balancer.
+  as behind a load balancer (devtools/harness/cluster.py). The test client plays the load balancer.
 Endpoints come from ops/endpoints.py, as in `make run`.
 """
 
@@ -31,13 +31,12 @@ import yaml
 from clinic.fact_store import Snapshot
 from clinic.settings import Settings
 from devtools.harness import records
-from devtools.harness.datastores import Postgres, Redis
+from devtools.harness.cluster import Cluster, in_parallel, running_cluster, stop_all
 from devtools.harness.servers import (
     PROJECT,
     Stack,
     fact_of,
     new_sender,
-    private_fact_store,
     served_snapshot,
     stop,
     store_stack,
@@ -72,13 +71,6 @@ NOT_UNDERSTOOD = "the thing with the stuff"
 
 # --- set-ups ---------------------------------------------------------------------------------------
 
-def in_parallel(*steps: Callable[[], None]) -> None:
-    """Starts processes side by side (each waits for its own health check); the first error is raised."""
-    with ThreadPoolExecutor(len(steps)) as pool:
-        for future in [pool.submit(step) for step in steps]:
-            future.result()
-
-
 def kill(process: Optional[subprocess.Popen]) -> None:
     """SIGKILL, as a crash or a lost machine would: nothing gets the chance to flush or say goodbye."""
     if process is not None and process.poll() is None:
@@ -93,14 +85,6 @@ def restart_all(stack: Stack) -> None:
     in_parallel(stack.start_actions, stack.start_rasa)
 
 
-def stop_all(stacks: List[Stack]) -> None:
-    in_parallel(*(lambda p=p: stop(p) for stack in stacks for p in (stack.rasa, stack.actions)))
-
-
-def make_stack(workdir: Path, store_env: Dict[str, str], facts_env: Dict[str, str], action_timeout_s: float) -> Stack:
-    return store_stack(workdir, store_env, facts_env, ACTION_TIMEOUT_S=str(action_timeout_s))
-
-
 @dataclass
 class Embedded:
     stack: Stack
@@ -108,24 +92,11 @@ class Embedded:
     root: Path
 
 
-@dataclass
-class Cluster:
-    a: Stack
-    b: Stack
-    postgres: Postgres
-    redis: Redis
-    root: Path
-
-    @property
-    def instances(self) -> List[Stack]:
-        return [self.a, self.b]
-
-
 @pytest.fixture(scope="module")
 def embedded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Embedded]:
     root = tmp_path_factory.mktemp("embedded")
     store_env = {"DATA_DIR": str(root / "data")}
-    stack = make_stack(root, store_env, private_fact_store(root), SLOW_ACTION_TIMEOUT_S)
+    stack = store_stack(root, store_env, ACTION_TIMEOUT_S=str(SLOW_ACTION_TIMEOUT_S))
     try:
         in_parallel(stack.start_actions, stack.start_rasa)
         yield Embedded(stack, Settings.from_env(store_env).conversations_url, root)
@@ -135,22 +106,8 @@ def embedded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Embedded]:
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    root = tmp_path_factory.mktemp("cluster")
-    postgres, redis_server = Postgres(), Redis()
-    stacks: List[Stack] = []
-    try:
-        postgres.start()
-        redis_server.start()
-        store_env = {"TRACKER_STORE_URL": postgres.url, "LOCK_STORE_URL": redis_server.url}
-        facts_env = private_fact_store(root)  # one fact store for the whole clinic
-        stacks = [make_stack(root / name, store_env, facts_env, CLUSTER_ACTION_TIMEOUT_S) for name in ("a", "b")]
-        # Both may create the tables at once; Rasa tolerates it (SQLTrackerStore.__init__).
-        in_parallel(*(step for stack in stacks for step in (stack.start_actions, stack.start_rasa)))
-        yield Cluster(stacks[0], stacks[1], postgres, redis_server, root)
-    finally:
-        stop_all(stacks)
-        redis_server.stop()
-        postgres.stop()
+    with running_cluster(tmp_path_factory.mktemp("cluster"), ACTION_TIMEOUT_S=str(CLUSTER_ACTION_TIMEOUT_S)) as both:
+        yield both
 
 
 # --- reading replies and the stored history --------------------------------------------------------

@@ -22,15 +22,15 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, Iterator, List
+from typing import Callable, ContextManager, Dict, Iterator, List
 
 import pytest
 import requests
 
 from clinic.settings import Settings
-from devtools.harness.datastores import Postgres, Redis
+from devtools.harness.cluster import Cluster, running_cluster
 from devtools.harness.records import stored_events
-from devtools.harness.servers import Stack, new_sender, private_fact_store, stop, store_stack
+from devtools.harness.servers import Stack, new_sender, running, stop, store_stack
 
 pytestmark = pytest.mark.servers
 
@@ -146,37 +146,10 @@ def check_the_record(patients: List[Patient], url: str, unanswered_ok: bool = Fa
 
 # --- two instances on PostgreSQL and Redis -----------------------------------------------------------------------
 
-@dataclass
-class Cluster:
-    a: Stack
-    b: Stack
-    postgres: Postgres
-    redis: Redis
-
-    @property
-    def instances(self) -> List[Stack]:
-        return [self.a, self.b]
-
-
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[Cluster]:
-    postgres, redis = Postgres().start(), Redis().start()
-    store_env = {"TRACKER_STORE_URL": postgres.url, "LOCK_STORE_URL": redis.url}
-    facts = private_fact_store(tmp_path)
-    stacks = [store_stack(tmp_path / name, store_env, facts) for name in ("a", "b")]
-    stacks[1].api_key, stacks[1].conversation_secret = stacks[0].api_key, stacks[0].conversation_secret
-    try:
-        with ThreadPoolExecutor(4) as pool:
-            for future in [pool.submit(s.start_actions) for s in stacks]:
-                future.result()
-            for future in [pool.submit(s.start_rasa) for s in stacks]:
-                future.result()
-        yield Cluster(stacks[0], stacks[1], postgres, redis)
-    finally:
-        for stack in stacks:
-            stack.stop()
-        redis.stop()
-        postgres.stop()
+    with running_cluster(tmp_path) as both:
+        yield both
 
 
 def outage(halt: Callable[[], None], resume: Callable[[], None]) -> Callable[[], None]:
@@ -225,14 +198,9 @@ def mounted(mount: Path, *source: str) -> Iterator[Path]:
         subprocess.run(["umount", "-l", str(mount)], capture_output=True)
 
 
-@contextlib.contextmanager
-def stack_on(tmp_path: Path, disk: Path) -> Iterator[Stack]:
-    """The embedded stack (SQLite) with its data folder on `disk`."""
-    stack = store_stack(tmp_path / "stack", {"DATA_DIR": str(disk / "data")})
-    try:
-        yield stack.start()
-    finally:
-        stack.stop()
+def stack_on(tmp_path: Path, disk: Path) -> ContextManager[Stack]:
+    """The embedded stack (SQLite) with its data folder on `disk`, running."""
+    return running(store_stack(tmp_path / "stack", {"DATA_DIR": str(disk / "data")}))
 
 
 @pytest.fixture

@@ -27,7 +27,7 @@ import sqlalchemy as sa
 
 from clinic.settings import Settings
 from devtools.harness.datastores import Postgres
-from devtools.harness.fake_telegram import FakeTelegram
+from devtools.harness.fake_telegram import FakeTelegram, telegram_credentials
 from devtools.harness.records import stored_events as stored
 from devtools.harness.servers import (
     PROJECT,
@@ -36,6 +36,7 @@ from devtools.harness.servers import (
     free_port,
     new_sender,
     private_fact_store,
+    running,
     served_snapshot,
     store_stack,
 )
@@ -51,26 +52,18 @@ MARKER = "zebra-quartz-4417"  # a patient's words, to look for in logs
 
 @pytest.fixture(scope="module")
 def fake_telegram() -> Iterator[FakeTelegram]:
-    server = FakeTelegram(TOKEN, username="SecurityBot").start()
-    try:
+    with running(FakeTelegram(TOKEN, username="SecurityBot")) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")
 def sqlite_stack(tmp_path_factory: pytest.TempPathFactory, fake_telegram: FakeTelegram) -> Iterator[Stack]:
     root = tmp_path_factory.mktemp("security-sqlite")
-    credentials = root / "credentials.yml"
-    credentials.write_text("channels.rest.ClinicRestInput: {}\nchannels.telegram.TelegramChannel: {}\n")
     stack = store_stack(root, {"DATA_DIR": str(root / "data")}, RATE_LIMIT_PER_ADDRESS=str(ADDRESS_LIMIT),
-                        RATE_LIMIT_PER_SENDER=str(SENDER_LIMIT), TELEGRAM_TOKEN=TOKEN,
-                        TELEGRAM_API_BASE=fake_telegram.url, TELEGRAM_SECRET_TOKEN=TG_SECRET)
-    stack.credentials = credentials
-    try:
-        yield stack.start()
-    finally:
-        stack.stop()
+                        RATE_LIMIT_PER_SENDER=str(SENDER_LIMIT), **fake_telegram.channel_env(TG_SECRET))
+    stack.credentials = telegram_credentials(root)
+    with running(stack):
+        yield stack
 
 
 @pytest.fixture(scope="module")

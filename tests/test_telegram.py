@@ -22,8 +22,8 @@ import requests
 import yaml
 
 from clinic.replies import Message, render_fact
-from devtools.harness.fake_telegram import FakeTelegram
-from devtools.harness.servers import PROJECT, Stack, private_fact_store, served_snapshot, stop
+from devtools.harness.fake_telegram import FakeTelegram, telegram_credentials
+from devtools.harness.servers import PROJECT, Stack, private_fact_store, running, served_snapshot, stop
 
 pytestmark = pytest.mark.servers
 
@@ -37,28 +37,18 @@ DOWNTIME_QUESTION = "how long does the redness last?"  # the model is sure of th
 
 @pytest.fixture(scope="module")
 def fake() -> Iterator[FakeTelegram]:
-    server = FakeTelegram(TOKEN, username=USERNAME).start()
-    try:
+    with running(FakeTelegram(TOKEN, username=USERNAME)) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")
 def tg(fake: FakeTelegram, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """Rasa + actions with Telegram on, serving a private copy of the fact store."""
     workdir = tmp_path_factory.mktemp("telegram")
-    credentials = workdir / "credentials.yml"
-    credentials.write_text("channels.rest.ClinicRestInput: {}\nchannels.telegram.TelegramChannel: {}\n")
-    running = Stack(workdir, credentials=credentials, env={
-        **private_fact_store(workdir),
-        "TELEGRAM_TOKEN": TOKEN, "TELEGRAM_API_BASE": fake.url, "TELEGRAM_SECRET_TOKEN": SECRET,
-        "TELEGRAM_BOT_USERNAME": USERNAME, "TELEGRAM_WEBHOOK_URL": WEBHOOK_URL,
-    })
-    try:
-        yield running.start()
-    finally:
-        running.stop()
+    with running(Stack(workdir, credentials=telegram_credentials(workdir), env={
+            **private_fact_store(workdir), **fake.channel_env(SECRET),
+            "TELEGRAM_BOT_USERNAME": USERNAME, "TELEGRAM_WEBHOOK_URL": WEBHOOK_URL})) as stack:
+        yield stack
 
 
 def fact(stack: Stack, fact_id: str, with_buttons: bool = True) -> Message:

@@ -12,7 +12,7 @@ from channels.telegram.api import BotApi, TelegramApiError
 from channels.telegram.setup import ALLOWED_UPDATES, TelegramConfig, derived_secret, register_webhook, webhook_url
 from clinic.settings import Settings
 from devtools.harness.fake_telegram import FakeTelegram
-from devtools.harness.servers import free_port
+from devtools.harness.servers import free_port, running
 
 TOKEN = "7000001:unit-test-token"
 
@@ -23,11 +23,8 @@ def from_env(env: dict) -> TelegramConfig | None:
 
 @pytest.fixture(scope="module")
 def fake() -> Iterator[FakeTelegram]:
-    server = FakeTelegram(TOKEN).start()
-    try:
+    with running(FakeTelegram(TOKEN)) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(autouse=True)

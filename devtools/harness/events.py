@@ -14,9 +14,11 @@ went through the real REST channel.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import uuid
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+from pathlib import Path
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 import sqlalchemy as sa
 
@@ -108,6 +110,31 @@ def conversation(sender_id: str, start: float, turns: Sequence[Turn], gap_s: flo
         rows.append(slot(sender_id, "clarifying", outcome.get("kind") == "clarify", at + 0.3))
         rows.append(action(sender_id, "action_listen", at + 0.4))
     return rows
+
+
+@contextlib.contextmanager
+def stored(kind: str, folder: Path, rows: Iterable[Row]) -> Iterator[str]:
+    """A conversations database holding `rows`; yields its URL.
+
+    kind "sqlite": conversations.db in `folder`; "postgresql": a PostgreSQL server of its own,
+    stopped afterwards.
+    """
+    from devtools.harness.datastores import Postgres
+    from devtools.harness.servers import running
+
+    if kind == "sqlite":
+        yield _filled(f"sqlite:///{folder / 'conversations.db'}", rows)
+        return
+    with running(Postgres()) as postgres:
+        yield _filled(postgres.url, rows)
+
+
+def _filled(url: str, rows: Iterable[Row]) -> str:
+    engine = sa.create_engine(url)
+    create_table(engine)
+    insert(engine, rows)
+    engine.dispose()
+    return url
 
 
 def insert(engine: sa.engine.Engine, rows: Iterable[Row], batch: int = 5000) -> int:

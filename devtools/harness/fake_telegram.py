@@ -15,6 +15,7 @@ import json
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
 from aiohttp import web
@@ -38,6 +39,13 @@ class Failure:
     description: str = ""
 
 
+def telegram_credentials(folder: Path) -> Path:
+    """A credentials file with the REST and the Telegram channels, as a clinic on Telegram has."""
+    path = folder / "credentials.yml"
+    path.write_text("channels.rest.ClinicRestInput: {}\nchannels.telegram.TelegramChannel: {}\n")
+    return path
+
+
 class FakeTelegram:
     """Start with `.start()`, point TELEGRAM_API_BASE at `.url`, read `.calls`."""
 
@@ -57,6 +65,10 @@ class FakeTelegram:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    def channel_env(self, secret: str) -> Dict[str, str]:
+        """The variables that point the Telegram channel at this fake, with `secret` as the webhook secret."""
+        return {"TELEGRAM_TOKEN": self.token, "TELEGRAM_API_BASE": self.url, "TELEGRAM_SECRET_TOKEN": secret}
 
     # ---- what tests use -------------------------------------------------------------------------
 

@@ -9,6 +9,7 @@ private copy of the fact store (private_fact_store), which tests read back
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import shutil
@@ -20,7 +21,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Any, Dict, Iterator, List, Optional, Protocol, TypeVar
 
 import requests
 
@@ -30,6 +31,29 @@ PROJECT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 STARTUP_TIMEOUT_S = 240
 TEST_INTEGRATION = "tests"
+
+
+class Startable(Protocol):
+    def start(self) -> Any: ...
+
+    def stop(self) -> None: ...
+
+
+S = TypeVar("S", bound=Startable)
+
+
+@contextlib.contextmanager
+def running(server: S) -> Iterator[S]:
+    """`server.start()`, then `server.stop()` whatever happened: the fixtures' start, yield, stop in one place.
+
+    Any harness server: a Stack, the fake Bot API, the console, PostgreSQL, Redis (each stop()
+    is safe after a start that failed half-way).
+    """
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
 
 
 def free_port() -> int:
