@@ -22,6 +22,7 @@ Details for integrators: docs/security.md.
 from __future__ import annotations
 
 import hmac
+import ipaddress
 import json
 import logging
 import re
@@ -36,8 +37,9 @@ from sanic.response import HTTPResponse
 from clinic.channel_texts import fact_text, fallback, is_blank
 from clinic.conversation_ids import ConversationIds, api_sender, load_secret
 from clinic.inbound import clean_metadata, readable_text, typed_commands
+from clinic.private_logs import redact_credentials
 from clinic.rate_limit import RateLimiter
-from clinic.settings import Settings
+from clinic.settings import Network, Settings
 from clinic.settings import current as current_settings
 from ops.alerts import alerts
 from rasa_extensions.conversations import (
@@ -48,15 +50,17 @@ from rasa_extensions.conversations import (
     record_feedback,
     storage_problem,
 )
-from rasa_extensions.tracker_store import StorageError
+from rasa_extensions.tracker_store import StorageError, storage_reason
 from rasa_extensions.turns import EXPLICIT_ID_ATTRIBUTE
 
 logger = logging.getLogger(__name__)
 
-MESSAGE_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+MESSAGE_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}\Z")  # \Z, not $: "$" lets a final "\n" through
 STORE_RETRY_AFTER_S = 5
 NO_STORE = {"Cache-Control": "no-store"}  # replies hold health information: no cache may keep them
 MIN_BODY_BYTES = 16 * 1024
+# Sent again with the same message_id (the widget does, after Retry-After), the stored reply asks again to delete.
+FORGET_FAILED = "Your conversation could not be deleted just now. It will be tried again in a moment."
 
 
 def max_message_chars() -> int:
@@ -101,9 +105,38 @@ def parse_request(body: bytes, limit: int, content_type: str = "application/json
     if problem:
         return None, error(400, problem)
     message_id = data.get("message_id")
-    if message_id is not None and (not isinstance(message_id, str) or not MESSAGE_ID.match(message_id)):
+    if message_id is not None and (not isinstance(message_id, str) or not MESSAGE_ID.fullmatch(message_id)):
         return None, error(400, "'message_id' must be 8 to 64 letters, digits, - or _ (a UUID fits).")
     return {"sender": data.get("sender"), "message": cleaned, "metadata": metadata, "message_id": message_id}, None
+
+
+def _trusted(address: str, proxies: Tuple[Network, ...]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in network for network in proxies)
+
+
+def client_address(peer: str, forwarded_for: List[str], proxies: Tuple[Network, ...]) -> str:
+    """The address a rate limit counts: the peer, or behind trusted proxies the client they name.
+
+    Behind an HTTPS proxy every request comes from the proxy, so one flood would lock every patient
+    out. A trusted proxy appends the address it saw to X-Forwarded-For; read from the right, the
+    first address that is not a trusted proxy is the client. Anything left of it was written by the
+    client and may be forged, and from a peer that is not a trusted proxy the header is ignored
+    whole: anyone can send it.
+    """
+    if not proxies or not _trusted(peer, proxies):
+        return peer or "unknown"
+    hops = [hop.strip() for header in forwarded_for for hop in header.split(",") if hop.strip()]
+    for hop in reversed(hops):
+        if not _trusted(hop, proxies):
+            try:
+                return str(ipaddress.ip_address(hop))
+            except ValueError:  # not what a proxy writes: count it against the proxy, never a free bucket
+                return peer
+    return peer
 
 
 class ClinicRestInput(InputChannel):
@@ -162,6 +195,11 @@ class ClinicRestInput(InputChannel):
             stored = self._ids.verify(sender)
         return stored, sender
 
+    def address(self, request: Request) -> str:
+        """The client's address for the per-address limit (TRUSTED_PROXIES: docs/security.md)."""
+        return client_address(request.ip or "", request.headers.getall("x-forwarded-for", []),
+                              self.settings.trusted_proxies)
+
     def too_many(self, limiter: Optional[RateLimiter], key: str) -> Optional[HTTPResponse]:
         wait = limiter.retry_after(key) if limiter is not None else None
         if wait is None:
@@ -184,8 +222,9 @@ class ClinicRestInput(InputChannel):
         async def health(request: Request) -> HTTPResponse:
             """For load balancers: ok only when a real write to the conversation store succeeds."""
             problem = await storage_problem(request.app)
-            if problem is not None:
-                return response.json({"status": "unavailable", "problem": problem}, status=503, headers=NO_STORE)
+            if problem is not None:  # public: it may name the store (path, host), never its login
+                return response.json({"status": "unavailable", "problem": redact_credentials(problem)}, status=503,
+                                     headers=NO_STORE)
             return response.json({"status": "ok"}, headers=NO_STORE)
 
         @webhook.route("/webhook", methods=["POST"])
@@ -194,7 +233,7 @@ class ClinicRestInput(InputChannel):
             if not authorised:
                 return error(401, "Unknown API key: check REST_API_KEYS, or send no Authorization header.")
             if integration is None:
-                refused = self.too_many(self._per_address, request.ip or "unknown")
+                refused = self.too_many(self._per_address, self.address(request))
                 if refused is not None:
                     return refused
             parsed, problem = parse_request(request.body, max_message_chars(), request.content_type or "")
@@ -224,14 +263,16 @@ class ClinicRestInput(InputChannel):
                 await on_new_message(message)
             except (StorageError, LockError) as exc:  # not stored: say so, and let the client send it again
                 logger.error("Conversation %s could not be stored (%s): answered 503", sender_id,
-                             type(exc).__name__)
+                             storage_reason(exc))
                 return self.unavailable(client_id, text)
             except Exception:  # the dialogue failed; the patient still gets an answer
                 logger.exception("Could not handle a REST message in conversation %s", sender_id)
             messages = [m for m in collector.messages if not asks_to_forget(m)]
             if len(messages) < len(collector.messages):
-                if forget(request.app, self.settings, sender_id, self.name()) is not None:
-                    messages.append({"custom": {"conversation_deleted": True}})
+                refused = self.delete_conversation(request, sender_id, client_id)
+                if refused is not None:
+                    return refused
+                messages.append({"custom": {"conversation_deleted": True}})
             if not messages:
                 messages = fallback(text)
             return self.reply(client_id, messages)
@@ -258,7 +299,9 @@ class ClinicRestInput(InputChannel):
                 return refused
             try:
                 recorded = await record_feedback(request.app, sender_id, data["value"])
-            except (StorageError, LockError):
+            except (StorageError, LockError) as exc:
+                logger.error("Feedback on conversation %s could not be stored (%s): answered 503", sender_id,
+                             storage_reason(exc))
                 return error(503, "Your feedback could not be saved just now; please try again.",
                              headers={"Retry-After": str(STORE_RETRY_AFTER_S)})
             if not recorded:
@@ -266,6 +309,26 @@ class ClinicRestInput(InputChannel):
             return response.empty(status=204, headers=NO_STORE)
 
         return webhook
+
+    def delete_conversation(self, request: Request, sender_id: str, client_id: str) -> Optional[HTTPResponse]:
+        """Deletes the conversation the patient confirmed; None when done, else the 503 to send.
+
+        Never a "Done: deleted" over a store that refused: nothing was deleted, so the patient is
+        told and the client sends the same message again after Retry-After (same message_id: the
+        stored reply asks again to delete; rasa_extensions/turns.py).
+        """
+        try:
+            deleted = forget(request.app, self.settings, sender_id, self.name())
+        except (StorageError, LockError) as exc:
+            logger.error("Conversation %s could not be deleted (%s): answered 503", sender_id, storage_reason(exc))
+            deleted = None
+        else:
+            if deleted is None:  # forget() logged why
+                logger.error("Conversation %s could not be deleted: answered 503", sender_id)
+        if deleted is not None:
+            return None
+        return error(503, FORGET_FAILED, headers={"Retry-After": str(STORE_RETRY_AFTER_S)},
+                     retry_after=STORE_RETRY_AFTER_S, recipient_id=client_id)
 
     @staticmethod
     def unavailable(client_id: str, text: str) -> HTTPResponse:

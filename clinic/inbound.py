@@ -36,11 +36,19 @@ def readable_text(text: str) -> Optional[str]:
 
 
 def typed_commands(text: str, offered_payloads: Iterable[str]) -> str:
-    """The text Rasa may see: a "/..." only when it is a payload the assistant offered."""
+    """The text Rasa may see: a "/..." only when it is a payload the assistant offered.
+
+    Rasa strips a message with `str.strip()` (every Unicode blank: tabs, newlines, no-break
+    spaces) before it looks for the "/", twice over (UserMessage, then the regex handler). So
+    slashes and blanks are removed in turns until the text no longer starts with "/": removing
+    only "/" and spaces let "/\t/restart" or "/\u00a0/session_start" through as commands.
+    """
     stripped = text.strip()
     if not stripped.startswith(COMMAND_PREFIX) or stripped in set(offered_payloads):
         return text
-    return stripped.lstrip(COMMAND_PREFIX + " ")
+    while stripped.startswith(COMMAND_PREFIX):
+        stripped = stripped[len(COMMAND_PREFIX):].strip()
+    return stripped
 
 
 def clean_metadata(metadata: Any) -> Tuple[Optional[Dict[str, str]], Optional[str]]:

@@ -14,6 +14,7 @@ The README's configuration table is generated from VARIABLES
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import os
 import re
 import shlex
@@ -21,7 +22,7 @@ import sys
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable, Dict, List, Mapping, Optional, Tuple
+from typing import Callable, Dict, List, Mapping, Optional, Tuple, Union
 from urllib.parse import urlsplit
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -30,8 +31,9 @@ SQL_SCHEMES = ("postgresql", "postgresql+psycopg2", "sqlite")
 REDIS_SCHEMES = ("redis", "rediss")
 SQLITE_FILE = "conversations.db"
 MIN_SECRET_CHARS = 16
-INTEGRATION_NAME = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
+INTEGRATION_NAME = re.compile(r"^[A-Za-z0-9_-]{1,32}\Z")  # \Z: "$" would accept a final newline
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
+Network = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
 
 
 class ConfigError(ValueError):
@@ -81,6 +83,10 @@ VARIABLES: Tuple[Variable, ...] = (
     Variable(("RATE_LIMIT_PER_SENDER", "RATE_LIMIT_PER_ADDRESS"), "20, 60",
              "messages a minute one conversation, or one client address without an API key, may send (0: no "
              "limit); more get a polite 429"),
+    Variable(("TRUSTED_PROXIES",), "unset (none)",
+             "addresses or networks (CIDR) of the HTTPS proxies in front of the Rasa server, comma-separated: the "
+             "per-address limit then counts the client each of them names in `X-Forwarded-For` "
+             "([docs/security.md](docs/security.md))"),
     Variable(("ACTIONS_HOST", "ACTION_SERVER_TOKEN"), "127.0.0.1, unset",
              "where the action server listens; the shared token Rasa must send it (required when not on loopback)"),
     Variable(("LOG_LEVEL",), "INFO", "DEBUG also logs patients' words and whole requests: for a developer's machine "
@@ -190,13 +196,25 @@ def _api_keys(env: Mapping[str, str]) -> Tuple[Tuple[str, str], ...]:
     keys: List[Tuple[str, str]] = []
     for item in filter(None, (part.strip() for part in _text(env, "REST_API_KEYS").split(","))):
         name, _, key = item.partition(":")
-        if not INTEGRATION_NAME.match(name) or len(key) < MIN_SECRET_CHARS:
+        if not INTEGRATION_NAME.fullmatch(name) or len(key) < MIN_SECRET_CHARS:
             raise ConfigError(f"REST_API_KEYS: expected name:key pairs (name of letters, digits, - or _; key of at "
                               f"least {MIN_SECRET_CHARS} characters), not '{name}:…'")
         keys.append((name, key))
     if len({name for name, _ in keys}) != len(keys):
         raise ConfigError("REST_API_KEYS: each integration name may appear once")
     return tuple(keys)
+
+
+def _networks(env: Mapping[str, str], name: str) -> Tuple[Network, ...]:
+    """Comma- or blank-separated addresses and CIDR networks; a typo stops start-up rather than trusting nobody."""
+    networks: List[Network] = []
+    for item in _text(env, name).replace(",", " ").split():
+        try:
+            networks.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            raise ConfigError(f"{name}: '{item}' is not an IP address or network (such as 10.0.0.5 or "
+                              "10.0.0.0/24)") from None
+    return tuple(networks)
 
 
 def _choice(env: Mapping[str, str], name: str, allowed: Tuple[str, ...], default: str) -> str:
@@ -235,6 +253,7 @@ class Settings:
     rest_api_keys: Tuple[Tuple[str, str], ...]  # (integration name, key)
     rate_limit_per_sender: int
     rate_limit_per_address: int
+    trusted_proxies: Tuple[Network, ...]  # () = the peer's address is the client's
     actions_host: str
     action_server_token: str
     log_level: str
@@ -302,6 +321,7 @@ class Settings:
             rest_api_keys=_api_keys(env),
             rate_limit_per_sender=int(_number(env, "RATE_LIMIT_PER_SENDER", 20, int, what="a whole number")),
             rate_limit_per_address=int(_number(env, "RATE_LIMIT_PER_ADDRESS", 60, int, what="a whole number")),
+            trusted_proxies=_networks(env, "TRUSTED_PROXIES"),
             actions_host=_text(env, "ACTIONS_HOST") or "127.0.0.1",
             action_server_token=_secret(env, "ACTION_SERVER_TOKEN"),
             log_level=_choice(env, "LOG_LEVEL", ("DEBUG", "INFO", "WARNING", "ERROR"), "INFO"),
@@ -359,7 +379,7 @@ class Settings:
 # --- the staff console's variables ------------------------------------------------------------------
 
 MIN_STAFF_PASSWORD_CHARS = 12
-STAFF_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,32}$")
+STAFF_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,32}\Z")  # \Z: "$" would accept a final newline
 SHARED_STAFF_ACCOUNT = "staff"  # the account STAFF_PASSWORD signs in to
 
 
@@ -375,7 +395,7 @@ def _staff_accounts(env: Mapping[str, str]) -> Tuple[Tuple[str, str], ...]:
     accounts: List[Tuple[str, str]] = []
     for item in _text(env, "STAFF_ACCOUNTS").replace(";", " ").split():
         name, _, hashed = item.partition(":")
-        if not STAFF_NAME.match(name) or not hashed.startswith("$argon2"):
+        if not STAFF_NAME.fullmatch(name) or not hashed.startswith("$argon2"):
             raise ConfigError(f"STAFF_ACCOUNTS: expected name:hash entries separated by spaces, the hash from "
                               f"`python -m console hash-password` (starting $argon2id$), not '{name}:…'; quote the "
                               "value with single quotes so the shell leaves the $ signs alone")

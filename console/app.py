@@ -39,7 +39,7 @@ logger = logging.getLogger(__name__)
 STATIC = Path(__file__).resolve().parent / "static"
 PUBLIC = ("/sign-in", "/static/console.css")
 WARM_DAYS = 30
-EXPORTS = ("overview", "topics", "outcomes", "unanswered", "urgent", "callbacks", "transcripts", "facts")
+EXPORTS = ("overview", "topics", "outcomes", "unanswered", "urgent", "alerts", "callbacks", "transcripts", "facts")
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
                                "frame-ancestors 'none'; base-uri 'none'",
@@ -50,7 +50,7 @@ SECURITY_HEADERS = {
 }
 NAV = (("/", "Overview"), ("/unanswered", "Unanswered"), ("/urgent", "Urgent & hand-offs"),
        ("/callbacks", "Callbacks"), ("/transcripts", "Transcripts"), ("/facts", "Facts"))
-_SAFE_NEXT = re.compile(r"^/[A-Za-z0-9/_.?=&%-]*$")
+_SAFE_NEXT = re.compile(r"/[A-Za-z0-9/_.?=&%-]*")
 
 T = TypeVar("T")
 
@@ -111,7 +111,7 @@ def _query(period: Period, **extra: Any) -> str:
 
 
 def _safe_back(value: Optional[str], default: str = "/") -> str:
-    return value if value and _SAFE_NEXT.match(value) and not value.startswith("//") else default
+    return value if value and _SAFE_NEXT.fullmatch(value) and not value.startswith("//") else default
 
 
 def create_app(settings: Settings, name: str = "clinic_console") -> Sanic:
@@ -343,6 +343,7 @@ def create_app(settings: Settings, name: str = "clinic_console") -> Sanic:
             "outcomes": lambda: views.outcomes_rows(period),
             "unanswered": lambda: views.unanswered_rows(period),
             "urgent": lambda: views.urgent_rows(period, request.args.get("show") == "open"),
+            "alerts": lambda: views.alerts_rows(period),
             "callbacks": lambda: views.callbacks_rows(request.args.get("show") == "open"),
             "transcripts": lambda: views.transcripts_rows(period, _search(request)),
             "facts": lambda: views.facts_rows(period),

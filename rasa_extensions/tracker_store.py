@@ -51,6 +51,7 @@ from rasa.shared.core.events import SessionStarted
 from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.nlu.constants import INTENT_NAME_KEY
 
+from clinic.private_logs import redact_credentials
 from rasa_extensions.version import check_rasa_version
 
 logger = logging.getLogger(__name__)
@@ -108,6 +109,29 @@ class StorageError(RuntimeError):
     """The conversation store could not be read or written: the message fails, the process stays up."""
 
     safe_to_log = True  # names the database, never a patient's words (clinic/private_logs.py)
+
+    def __init__(self, message: str) -> None:
+        # The message is logged and may reach the health check: a URL in it never carries its login.
+        super().__init__(redact_credentials(message))
+
+
+def storage_reason(exc: BaseException) -> str:
+    """What a failed store says, for the log: our StorageError names the store and the cause (never words)."""
+    if getattr(exc, "safe_to_log", False):
+        return f"{type(exc).__name__}: {exc}"
+    return type(exc).__name__
+
+
+def failure_reason(exc: BaseException) -> str:
+    """Why the database refused, safe to log: the driver's first line ("database is locked", "could not connect
+    to server"), never SQLAlchemy's full text, which quotes the statement and its parameters (a patient's words).
+    Any other exception is named by its type only: a ValueError's message may quote the value it refused."""
+    orig = getattr(exc, "orig", None)
+    if isinstance(exc, sa.exc.DBAPIError) and orig is not None:
+        lines = str(orig).strip().splitlines()
+        first = lines[0][:160] if lines else ""
+        return f"{type(orig).__name__}: {first}" if first else type(orig).__name__
+    return type(orig if isinstance(orig, BaseException) else exc).__name__
 
 
 class CachedSQLTrackerStore(SQLTrackerStore):
@@ -175,12 +199,12 @@ class CachedSQLTrackerStore(SQLTrackerStore):
                 raise StorageError(f"PostgreSQL schema '{exc}' was not found in the database") from None
             yield session
         except (ValueError, sa.exc.SQLAlchemyError) as exc:
-            raise StorageError(f"The conversation store failed: {type(exc).__name__}") from exc
+            raise StorageError(f"The conversation store {self.where} failed: {failure_reason(exc)}") from exc
         finally:
             try:
                 session.close()
             except sa.exc.SQLAlchemyError as exc:
-                raise StorageError(f"The conversation store failed: {type(exc).__name__}") from exc
+                raise StorageError(f"The conversation store {self.where} failed: {failure_reason(exc)}") from exc
 
     @property
     def where(self) -> str:

@@ -240,3 +240,16 @@ def test_make_run_starts_the_console_only_when_someone_can_sign_in() -> None:
     console = next(p for p in programs(on, Path("endpoints.yml")) if p.name == "console")
     assert console.command[-2:] == ["-m", "console"] and console.health_url == "http://127.0.0.1:5123/sign-in"
     assert "Staff console off: set STAFF_PASSWORD" in banner(off) and "http://127.0.0.1:5123/" in banner(on)
+
+
+@pytest.mark.parametrize("value, expected", [
+    ("/overview?from=2026-11-01", "/overview?from=2026-11-01"),
+    ("/transcripts/\n", "/"),  # a trailing newline is not a path of ours ($ would have let it through)
+    ("//evil.example/", "/"),
+    ("https://evil.example/", "/"),
+    (None, "/"),
+])
+def test_sign_in_only_returns_to_a_page_of_the_console(value, expected) -> None:
+    from console.app import _safe_back
+
+    assert _safe_back(value) == expected

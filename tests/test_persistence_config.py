@@ -105,10 +105,28 @@ def test_actions_port_moves_the_default_action_server() -> None:
     ({"MAX_MESSAGE_CHARS": "0"}, "MAX_MESSAGE_CHARS"),
     ({"RASA_PORT": "70000"}, "RASA_PORT"),
     ({"TELEGRAM_TOKN": "1:a"}, "TELEGRAM_TOKN"),
+    ({"ACTIONS_HOST": "0.0.0.0"}, "ACTIONS_HOST"),  # the action server on the network without its token
+    ({"ACTIONS_HOST": "10.0.0.7", "ACTION_SERVER_TOKEN": ""}, "ACTIONS_HOST"),
+    ({"TRUSTED_PROXIES": "10.0.0.300"}, "TRUSTED_PROXIES"),
+    ({"TRUSTED_PROXIES": "proxy.internal"}, "TRUSTED_PROXIES"),
 ])
 def test_a_wrong_variable_is_refused_before_anything_starts(env: dict, variable: str) -> None:
     with pytest.raises(ConfigError, match=variable):
         Settings.from_env(env)
+
+
+def test_the_action_server_may_leave_loopback_with_its_token_only() -> None:
+    assert Settings.from_env({"ACTIONS_HOST": "0.0.0.0", "ACTION_SERVER_TOKEN": "t" * 32}).actions_host == "0.0.0.0"
+    assert Settings.from_env({"ACTIONS_HOST": "::1"}).actions_host == "::1"
+
+
+def test_trusted_proxies_are_addresses_and_networks() -> None:
+    import ipaddress
+
+    proxies = Settings.from_env({"TRUSTED_PROXIES": "10.0.0.5, 192.168.7.0/24 ::1"}).trusted_proxies
+    assert [str(p) for p in proxies] == ["10.0.0.5/32", "192.168.7.0/24", "::1/128"]
+    assert ipaddress.ip_address("192.168.7.20") in proxies[1]
+    assert Settings.from_env({}).trusted_proxies == ()
 
 
 def test_the_command_reports_a_wrong_url_without_a_traceback(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,

@@ -217,3 +217,35 @@ def test_rasa_deserialises_events_through_the_table_once_installed(monkeypatch: 
     event_types.apply()
     assert Event.resolve_by_type is event_types.resolve_by_type
     assert isinstance(Event.from_parameters({"event": "session_started"}), SessionStarted)
+
+
+# --- storage errors: one message fails, the process stays up, the log names the store and not the words ----------
+
+def test_a_value_error_inside_a_session_is_a_storage_error_not_an_exit(tmp_path: Path) -> None:
+    """Rasa's own session scope calls sys.exit on any ValueError (it takes it for a missing PostgreSQL schema)."""
+    store = stores(tmp_path)["ours"]
+    with pytest.raises(StorageError) as raised:
+        with store.session_scope():
+            raise ValueError("A string literal cannot contain NUL (0x00) characters.")
+    assert str(tmp_path / "conversations.db") in str(raised.value)  # the log can say which store
+    assert not isinstance(raised.value, SystemExit)
+
+
+@pytest.mark.asyncio
+async def test_a_failed_write_names_the_store_and_the_cause_but_never_the_words(tmp_path: Path) -> None:
+    s = stores(tmp_path)
+    await turn(s["ours"], "patient", "kept")
+    with sqlite3.connect(tmp_path / "conversations.db") as db:  # the database refuses this one write
+        db.execute("CREATE TRIGGER refuse BEFORE INSERT ON events WHEN NEW.data LIKE '%zebra-quartz%' "
+                   "BEGIN SELECT RAISE(ABORT, 'refused by the test'); END")
+    with pytest.raises(StorageError) as raised:
+        await turn(s["ours"], "patient", "my words zebra-quartz")
+    message = str(raised.value)
+    assert str(tmp_path / "conversations.db") in message and "refused by the test" in message
+    assert "zebra-quartz" not in message  # SQLAlchemy's own text quotes the statement's parameters
+
+
+def test_a_url_in_a_storage_error_never_carries_its_password() -> None:
+    error = StorageError("Cannot write conversations to postgresql://clinic:s3cret-p@ss@db.internal:5432/clinic: x")
+    assert "s3cret" not in str(error) and "ss@" not in str(error) and "//clinic" not in str(error)
+    assert "postgresql://***@db.internal:5432/clinic" in str(error)  # the host stays: the health check names it

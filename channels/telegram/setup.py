@@ -37,7 +37,7 @@ WEBHOOK_PATH = "/webhooks/telegram/webhook"
 ALLOWED_UPDATES = ("message", "edited_message", "callback_query")  # edits: only for warning signs
 COMMANDS = ({"command": "start", "description": "What I can help with"},
             {"command": "help", "description": "How to ask, and how to reach a person"})
-_SECRET_RE = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
+_SECRET_RE = re.compile(r"[A-Za-z0-9_-]{1,256}")
 
 
 def derived_secret(token: str) -> str:
@@ -74,7 +74,7 @@ class TelegramConfig:
         if not token:
             return None
         secret = settings.telegram_secret_token or derived_secret(token)
-        if not _SECRET_RE.match(secret):
+        if not _SECRET_RE.fullmatch(secret):
             logger.error("Telegram channel OFF: TELEGRAM_SECRET_TOKEN may only hold A-Z, a-z, 0-9, _ and - "
                          "(1 to 256 characters), as Telegram requires.")
             return None
