@@ -16,7 +16,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from clinic.fact_store import default_store
 from clinic.replies import FORGET, FORGET_KEY, Turn, decide, ranking_from
 from clinic.scope import Judgement
-from clinic.urgent import urgent_custom
+from clinic.urgent import message_custom, urgent_custom
 
 logger = logging.getLogger(__name__)
 
@@ -64,8 +64,10 @@ class ActionAnswer(Action):
         # Stored with each bot message (BotUttered.metadata): how the turn ended, for the staff
         # console and the evaluation, without re-deriving it from the text.
         outcome = {"kind": reply.kind, "facts": list(reply.facts), "reason": reply.reason}
-        for message in reply.messages:
-            dispatcher.utter_message(text=message.text, buttons=message.button_dicts() or None, clinic=outcome)
+        for message in reply.messages:  # a message in the patient's language carries its tag (and, urgent, the numbers)
+            dispatcher.utter_message(text=message.text, buttons=message.button_dicts() or None,
+                                     json_message=message_custom(snapshot, message, reply.kind == "urgent"),
+                                     clinic=outcome)
         if reply.kind == "urgent":  # the numbers as data too, so a channel can offer call buttons
             dispatcher.utter_message(json_message=urgent_custom(snapshot), clinic=outcome)
         if reply.kind == FORGET:  # the channel deletes the conversation once this turn is stored

@@ -105,6 +105,30 @@ def names_warning_sign(text: str, language: Language) -> bool:
     return any(sign.search(text) for sign in language.warning_signs)
 
 
+def reads_as_english(text: str, language: Language) -> bool:
+    """More English words than words of `language`, and at least two: "no pus, is that normal?" is English
+    (its "pus" is no Spanish warning sign), "tengo fiebre" and "me cuesta respirar" are not."""
+    words = [w.lower().strip("'’") for w in _WORD.findall(text)]
+    english = sum(1 for w in words if w in ENGLISH)
+    return english >= MIN_MARKERS and english > sum(1 for w in words if w in language.markers)
+
+
+def warning_sign_language(text: str, table: Dict[str, Language]) -> Optional[Language]:
+    """The language in which the message names a warning sign, or None.
+
+    A warning sign is too short a message to be recognised by detect() ("tengo fiebre" has one Spanish
+    marker, detect() needs two), and a missed one is the worst mistake: so the signs of every language
+    count unless the message reads as English (where the English checks, with their negations, decide).
+    The detected language comes first.
+    """
+    detected = detect(text, table)
+    others = [language for language in table.values() if language is not detected]
+    for language in ([detected] if detected else []) + others:
+        if names_warning_sign(text, language) and (language is detected or not reads_as_english(text, language)):
+            return language
+    return None
+
+
 def render(template: str, settings: Dict[str, Any]) -> str:
     return PLACEHOLDER_RE.sub(lambda m: str(settings.get(m.group(1), "")), template)
 

@@ -69,6 +69,9 @@ class Button:
 class Message:
     text: str
     buttons: Tuple[Button, ...] = ()
+    # The language of the text when it is not English (data/languages.yml's code): channels tag it
+    # (the widget's lang attribute, so a screen reader speaks Spanish as Spanish). None: English.
+    lang: str | None = None
 
     def button_dicts(self) -> List[Dict[str, str]]:
         """The buttons as Rasa's bot messages carry them."""
@@ -242,15 +245,18 @@ def _other_language(turn: Turn, snapshot: Snapshot, urgent_because: str | None) 
     An urgent message gets, before the urgent answer, what to do now in the patient's language,
     whether the warning sign was found in their words or by the English checks.
     """
-    language = languages.detect(turn.text, languages.languages())
+    table = languages.languages()
+    signed = languages.warning_sign_language(turn.text, table)  # "tengo fiebre": too short for detect()
+    language = signed or languages.detect(turn.text, table)
     if language is None:
         return None
-    if urgent_because or languages.names_warning_sign(turn.text, language):
+    if urgent_because or signed is not None:
         urgent = snapshot.facts["urgent"]
-        messages = (Message(languages.render(language.urgent, snapshot.settings)), render_fact(snapshot, urgent))
-        return Reply("urgent", messages, (urgent.id,), reason=urgent_because or f"warning sign in {language.name}")
-    return Reply(OTHER_LANGUAGE, (Message(languages.render(language.notice, snapshot.settings)),), (),
-                 reason=f"written in {language.name}")
+        own = Message(languages.render(language.urgent, snapshot.settings), lang=language.code)
+        return Reply("urgent", (own, render_fact(snapshot, urgent)), (urgent.id,),
+                     reason=urgent_because or f"warning sign in {language.name}")
+    notice = Message(languages.render(language.notice, snapshot.settings), lang=language.code)
+    return Reply(OTHER_LANGUAGE, (notice,), (), reason=f"written in {language.name}")
 
 
 def _core_reply(turn: Turn, snapshot: Snapshot) -> Reply:

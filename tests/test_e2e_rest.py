@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import time
+import uuid
 from pathlib import Path
 
 import pytest
 import requests
 import yaml
 
+from clinic import languages
 from devtools.harness.nlu_sets import load_examples
 from devtools.harness.servers import PROJECT, Stack, fact_of, new_sender, served_snapshot
 
@@ -182,3 +186,64 @@ def test_another_language_is_told_plainly_and_its_warning_signs_reach_urgent(sta
     else:  # the welcome, then one sentence in their language with the phone, and no fact
         assert fact_of(snapshot, texts[0]) == "welcome" and snapshot.settings["phone"] in texts[1]
         assert len(texts) == 2
+
+
+# A warning sign in English and in Spanish (data/languages.yml): with no dialogue to ask, the channel
+# itself must give the urgent answer, with every number to call, and store it in the conversation.
+URGENT_WITHOUT_DIALOGUE = [
+    (None, "I have a fever and pus on my face after microneedling"),
+    ("es", "tengo fiebre desde ayer y me cuesta respirar"),  # no English warning sign in it at all
+]
+
+
+def say_once(stack: Stack, sender: str, message: str, message_id: str) -> list:
+    """A message with the id a client sends it with (the widget's message_id): a repeat is answered from the record."""
+    reply = requests.post(f"{stack.url}/webhooks/rest/webhook", headers=stack.auth, timeout=60,
+                          json={"sender": sender, "message": message, "message_id": message_id})
+    assert reply.status_code == 200, (reply.status_code, reply.text[:300])
+    return reply.json()
+
+
+def without_dialogue(stack: Stack, how: str):
+    """Stops ("stopped") or freezes with SIGSTOP ("frozen": accepts connections, never answers) the action
+    server; returns how to bring it back for the next tests."""
+    from devtools.harness.servers import stop
+
+    assert stack.actions is not None and stack.actions.poll() is None
+    if how == "stopped":
+        stop(stack.actions)
+        return stack.start_actions
+    pid = stack.actions.pid
+    os.killpg(pid, signal.SIGSTOP)
+    return lambda: os.killpg(pid, signal.SIGCONT)
+
+
+def assert_urgent_reply(snapshot, replies: list, language: str | None) -> None:
+    numbers = [snapshot.settings[key] for key in ("phone", "after_hours_phone", "emergency_number")]
+    assert [m.get("custom", {}).get("lang") for m in replies] == ([language, None] if language else [None])
+    if language:  # what to do now in the patient's language, first
+        own = languages.languages()[language]
+        assert replies[0]["text"] == languages.render(own.urgent, snapshot.settings)
+    assert fact_of(snapshot, replies[-1]["text"]) == "urgent"
+    for message in replies:
+        assert all(number in message["text"] for number in numbers), message["text"]
+        assert message["custom"]["urgent"] is True
+        assert [p["number"] for p in message["custom"]["phones"]] == numbers  # call buttons for all three
+
+
+@pytest.mark.parametrize("how", ["stopped", "frozen"])
+def test_an_urgent_message_gets_the_urgent_answer_while_the_action_server_is_down(stack: Stack, how: str) -> None:
+    snapshot = served_snapshot(stack.workdir)
+    sent = [(language, text, new_sender(), str(uuid.uuid4())) for language, text in URGENT_WITHOUT_DIALOGUE]
+    restore = without_dialogue(stack, how)
+    try:
+        for language, text, sender, message_id in sent:
+            replies = say_once(stack, sender, text, message_id)
+            assert_urgent_reply(snapshot, replies, language)
+            # Stored in the conversation: the same message again is answered from the record, not anew.
+            again = say_once(stack, sender, text, message_id)
+            assert [(m["text"], m.get("custom")) for m in again] == [(m["text"], m.get("custom")) for m in replies]
+    finally:
+        restore()
+    answer = stack.say(new_sender(), "how long does the redness last?")[-1]["text"]
+    assert fact_of(snapshot, answer) == "downtime"  # the dialogue is back for the next tests

@@ -27,6 +27,7 @@ import pytest
 import requests
 from playwright.sync_api import Browser, BrowserContext, Locator, Page, Route, expect
 
+from clinic import languages
 from clinic.fact_store import Snapshot
 from clinic.replies import render_fact
 from clinic.urgent import phones as urgent_phones
@@ -295,6 +296,13 @@ def top_in_log(bubble: Locator) -> Tuple[float, float]:
     }"""))
 
 
+def in_view_of_log(item: Locator) -> bool:
+    """The whole of `item` shows in the conversation's visible part (not scrolled away, not under the input)."""
+    return bool(item.evaluate("""e => { const r = e.getBoundingClientRect();
+        const log = e.closest('.cw-log').getBoundingClientRect();
+        return r.top >= log.top && r.bottom <= log.bottom; }"""))
+
+
 def luminance(css_colour: str) -> float:
     channels = [float(c) / 255 for c in re.findall(r"[\d.]+", css_colour)[:3]]
     linear = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
@@ -452,6 +460,45 @@ def test_new_conversation_asks_first_then_starts_afresh(web_stack: AllowlistStac
     expect(page.locator(".cw-bot")).to_have_count(1)
 
 
+def test_a_new_conversation_in_one_tab_is_not_undone_by_an_answer_pending_in_another(
+        web_stack: AllowlistStack, snapshot: Snapshot, context: BrowserContext, page: Page) -> None:
+    """Two tabs of one browser share the conversation. "New conversation" in one clears it "in every tab":
+    an answer that arrives afterwards in the other tab, for the old conversation, must not save it back."""
+    page.goto(demo_url(web_stack))
+    open_widget(page, snapshot)
+    ask(page, DOWNTIME_QUESTION)
+    old_sender = stored_state(page)["senderId"]
+    other = watched(context.new_page())
+    other.goto(demo_url(web_stack))
+    other.get_by_role("button", name=re.compile("Chat with us")).click()
+    expect(other.locator(".cw-user .cw-text")).to_have_text([DOWNTIME_QUESTION])  # the same conversation
+    held = held_requests(other)
+    send_keys(other, NUMBING_QUESTION)
+    wait_until(other, lambda: bool(held), "the other tab's question reached the server")
+
+    page.get_by_role("button", name="New conversation").click()
+    page.get_by_role("button", name="Clear and start again").click()
+    welcome = shown(render_fact(snapshot, snapshot.facts["welcome"]).text)
+    expect(page.locator(".cw-bot .cw-text")).to_have_text([welcome])
+    new_sender = stored_state(page)["senderId"]
+    assert new_sender and new_sender != old_sender
+
+    with other.expect_response("**/webhooks/rest/webhook"):
+        held[0].continue_()  # the old conversation's answer arrives in the other tab
+    expect(other.locator(".cw-typing")).to_be_hidden()
+    for tab in (page, other):
+        state = stored_state(tab)
+        assert state["senderId"] == new_sender, "the cleared conversation was saved back"
+        assert DOWNTIME_QUESTION not in json.dumps(state) and NUMBING_QUESTION not in json.dumps(state)
+    expect(other.locator(".cw-user")).to_have_count(0)  # the other tab shows the new conversation too
+    expect(other.locator(".cw-bot .cw-text")).to_have_text([welcome])
+    expect(question_box(other)).to_have_value(NUMBING_QUESTION)  # what it had not seen answered is not lost
+    page.reload()
+    expect(page.locator(".cw-user")).to_have_count(0)
+    expect(page.locator(".cw-bot")).to_have_count(1)
+    assert page.errors == [] and other.errors == []
+
+
 def test_html_in_messages_is_shown_as_text_and_never_runs(web_stack: AllowlistStack, snapshot: Snapshot,
                                                           page: Page) -> None:
     page.goto(demo_url(web_stack))
@@ -583,8 +630,13 @@ def test_the_urgent_answer_stands_out_with_tel_links_and_call_buttons(web_stack:
     open_widget(page, snapshot)
     ask(page, DOWNTIME_QUESTION)
     ask(page, URGENT_QUESTION)
-    check_urgent_answer(page, snapshot)
+    urgent = check_urgent_answer(page, snapshot)
     expect(page.locator(".cw-bot").first).not_to_have_class(re.compile(r"\bcw-urgent\b"))
+    # On a laptop screen the whole answer shows at once: its label, and its three call buttons, none
+    # under the input (and so in the picture in the docs).
+    assert in_view_of_log(urgent.locator(".cw-urgent-label"))
+    for call in urgent.locator(".cw-call").all():
+        assert in_view_of_log(call), call.get_attribute("aria-label")
     DOCS_IMAGES.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(DOCS_IMAGES / "widget-urgent-desktop.png"))
     assert page.errors == []
@@ -874,27 +926,98 @@ def test_the_privacy_note_is_shown_once(web_stack: AllowlistStack, snapshot: Sna
     expect(note).to_have_count(1)
 
 
-def test_answers_are_marked_as_english_on_a_page_in_another_language(web_stack: AllowlistStack, snapshot: Snapshot,
-                                                                    page: Page) -> None:
+def spanish_page(page: Page, stack: Stack) -> None:
+    """A clinic page in Spanish (lang="es") that embeds the widget."""
     spanish = ('<!doctype html><html lang="es"><head><meta charset="utf-8"><title>Clínica</title></head>'
                '<body><h1>Microagujas</h1><script src="/webhooks/web/widget.js" defer></script></body></html>')
-    url = f"{web_stack.url}/webhooks/web/es-demo"
+    url = f"{stack.url}/webhooks/web/es-demo"
     page.route(url, lambda route: route.fulfill(status=200, content_type="text/html; charset=utf-8", body=spanish))
     page.goto(url)
+
+
+def lang_of(text: Locator) -> str:
+    return text.evaluate("e => e.closest('[lang]').getAttribute('lang')")
+
+
+def test_each_answer_is_marked_with_its_language_on_a_page_in_another_language(web_stack: AllowlistStack,
+                                                                              snapshot: Snapshot, page: Page) -> None:
+    spanish_page(page, web_stack)
     open_widget(page, snapshot)
     ask(page, "¿la aguja duele?")
-    for answer in page.locator(".cw-bot .cw-text").all():
-        assert answer.evaluate("e => e.closest('[lang]').getAttribute('lang')") == "en"
+    notice = page.locator(".cw-bot .cw-text").last
+    notice_text = languages.render(languages.languages()["es"].notice, snapshot.settings)
+    expect(notice).to_have_text(notice_text)  # "I answer in English, call us", in Spanish...
+    assert lang_of(notice) == "es"  # ...so marked Spanish, and a screen reader reads it as Spanish
+    assert lang_of(page.locator(".cw-bot .cw-text").first) == "en"  # the welcome is English
     mine = page.locator(".cw-user .cw-text").last
     expect(mine).to_have_attribute("lang", "")  # the patient's own words: language not known, not "en" or "es"
     expect(mine).to_have_attribute("dir", "auto")
     assert page.locator(".cw-panel").evaluate("e => e.closest('[lang]').getAttribute('lang')") == "en"
 
+    ask(page, "tengo fiebre y pus en la cara desde ayer")  # the dialogue's urgent answer: Spanish first
+    own, english = page.locator(".cw-bot").nth(-2), page.locator(".cw-bot").last
+    expect(own.locator(".cw-text")).to_have_text(languages.render(languages.languages()["es"].urgent,
+                                                                  snapshot.settings))
+    assert lang_of(own.locator(".cw-text")) == "es" and lang_of(english.locator(".cw-text")) == "en"
+    for bubble in (own, english):
+        expect(bubble).to_have_class(re.compile(r"\bcw-urgent\b"))
+    expect(page.locator(".cw-log .cw-calls")).to_have_count(1)  # the call buttons once, under the last
+    expect_call_buttons(english, snapshot)
+
+
+def test_with_the_action_server_down_a_spanish_warning_sign_gets_the_urgent_answer_in_spanish_first(
+        web_stack: AllowlistStack, snapshot: Snapshot, page: Page) -> None:
+    """The channel's own urgent answer (clinic/urgent.py): Spanish first, marked lang="es", then English."""
+    spanish_page(page, web_stack)
+    open_widget(page, snapshot)
+    stop(web_stack.actions)
+    try:
+        ask(page, "tengo fiebre desde ayer y me cuesta respirar")
+    finally:
+        web_stack.start_actions()
+    own, english = page.locator(".cw-bot").nth(-2), page.locator(".cw-bot").last
+    for bubble in (own, english):
+        expect(bubble).to_have_class(re.compile(r"\bcw-urgent\b"))
+    own_text = languages.render(languages.languages()["es"].urgent, snapshot.settings)
+    expect(own.locator(".cw-text")).to_have_text(own_text)
+    assert lang_of(own.locator(".cw-text")) == "es"
+    for number in (snapshot.settings[k] for k in ("phone", "after_hours_phone", "emergency_number")):
+        expect(own.locator(".cw-text").get_by_role("link", name=number, exact=True)).to_have_attribute(
+            "href", tel(number))
+    expect(english.locator(".cw-text")).to_have_text(shown(render_fact(snapshot, snapshot.facts["urgent"]).text))
+    assert lang_of(english.locator(".cw-text")) == "en"
+    expect(page.locator(".cw-log .cw-calls")).to_have_count(1)  # the call buttons once, under the last
+    expect_call_buttons(english, snapshot)
+    assert page.errors == []
+
 
 # ------------------------------------------------------------------ phone layout, keyboard, forced colours
 
+# An on-screen keyboard shrinks only the visual viewport (iOS Safari; Chrome on Android since 108): the
+# layout viewport, and so set_viewport_size, stays as it is. Chromium cannot open a keyboard under test, so
+# window.visualViewport is replaced, before the widget loads, by one whose height the test sets.
+FAKE_KEYBOARD = """(() => {
+    const real = window.visualViewport;
+    const fake = new EventTarget();
+    let height = null;
+    for (const key of ["width", "offsetLeft", "offsetTop", "pageLeft", "pageTop", "scale"]) {
+        Object.defineProperty(fake, key, { get: () => real[key] });
+    }
+    Object.defineProperty(fake, "height", { get: () => (height === null ? real.height : height) });
+    Object.defineProperty(window, "visualViewport", { get: () => fake, configurable: true });
+    window.__keyboard = (visibleHeight) => { height = visibleHeight; fake.dispatchEvent(new Event("resize")); };
+})();"""
+KEYBOARD_OPEN_HEIGHT = 440  # the keyboard takes about half of the 844 px screen
+
+
+def keyboard(page: Page, visible_height: int | None) -> None:
+    """Open the on-screen keyboard (the visual viewport is `visible_height` tall), or close it (None)."""
+    page.evaluate("h => window.__keyboard(h)", visible_height)
+
+
 def test_on_a_phone_the_newest_answer_stays_in_view_and_long_answers_show_their_start(
         web_stack: AllowlistStack, snapshot: Snapshot, phone: Page) -> None:
+    phone.add_init_script(FAKE_KEYBOARD)
     phone.goto(demo_url(web_stack))
     open_widget(phone, snapshot)
     box = question_box(phone).bounding_box()
@@ -902,16 +1025,22 @@ def test_on_a_phone_the_newest_answer_stays_in_view_and_long_answers_show_their_
     assert question_box(phone).evaluate("e => e.getAttribute('placeholder')") == "Type your question…"
     ask(phone, DOWNTIME_QUESTION)
 
-    phone.set_viewport_size({"width": 390, "height": 440})  # the on-screen keyboard takes half the screen
+    keyboard(phone, KEYBOARD_OPEN_HEIGHT)
     newest = phone.locator(".cw-bot").last
+
+    def fits_above_the_keyboard() -> bool:
+        panel = phone.locator(".cw-panel").bounding_box()
+        return panel["y"] >= 0 and panel["y"] + panel["height"] <= KEYBOARD_OPEN_HEIGHT + 1
 
     def newest_in_view() -> bool:
         top, height = top_in_log(newest)
         return 0 <= top < height - 40
 
+    wait_until(phone, fits_above_the_keyboard, "the panel fits the space above the keyboard")
     wait_until(phone, newest_in_view, "the newest answer is in view above the keyboard")
+    expect(phone.locator(".cw-header")).to_be_in_viewport()
     box = question_box(phone).bounding_box()
-    assert box["height"] >= 40 and box["y"] + box["height"] <= 440
+    assert box["height"] >= 40 and box["y"] + box["height"] <= KEYBOARD_OPEN_HEIGHT, box  # not under the keyboard
 
     long_text = "\n".join(f"Line {n} of a long answer." for n in range(1, 61))
     sender = stored_state(phone)["senderId"]
@@ -923,7 +1052,9 @@ def test_on_a_phone_the_newest_answer_stays_in_view_and_long_answers_show_their_
     # Its start, right under the header, not its end.
     assert 0 <= top <= 40, f"the long answer starts {top:.0f} px from the top of the conversation"
     shot(phone, "mobile-keyboard-long-answer")
-    phone.set_viewport_size(PHONE_VIEWPORT)  # keyboard closed
+    keyboard(phone, None)  # keyboard closed: the panel takes the whole screen again
+    wait_until(phone, lambda: phone.locator(".cw-panel").bounding_box()["height"] >= PHONE_VIEWPORT["height"] - 1,
+               "the panel takes the whole screen again")
     wait_until(phone, lambda: 0 <= top_in_log(long_answer)[0] <= 40, "the long answer's start stays in view")
 
 
@@ -1023,6 +1154,8 @@ def test_keyboard_only_use(web_stack: AllowlistStack, snapshot: Snapshot, page: 
     expect(dialog).to_be_visible()
     box = page.get_by_label("Your question")
     expect(box).to_be_focused()  # focus moves into the panel
+    size = box.bounding_box()
+    assert size["height"] >= 40 and size["width"] >= 200, size  # not squashed to 20 px before the patient types
     expect(page.locator(".cw-bot")).to_have_count(1)
     expect(page.get_by_role("log")).to_have_attribute("aria-live", "polite")
 

@@ -26,7 +26,8 @@
   var JITTER = 0.1;
   var BUSY_RETRIES = 6; // a 503 or 429: the same message is resent at most this many times
   var BUSY_WAIT_MAX_MS = 60000;
-  var ANSWER_LANG = "en"; // the assistant answers in English (the fact store's language)
+  var ANSWER_LANG = "en"; // the assistant answers in English (the fact store's language)...
+  var LANG_TAG = /^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$/; // ...unless a message says otherwise (custom.lang: "es")
   var SOURCE_LINE = /^(Source: )(.+) \((https?:\/\/[^\s()]+)\)$/;
   var URL_IN_TEXT = /https?:\/\/[^\s<>"')]+/g;
   var PHONE_IN_TEXT = /\+?\(?\d[\d ().\u00a0\u2011-]{4,}\d/g;
@@ -156,27 +157,45 @@
   function freshState() {
     // The server gives the conversation its id with the first reply (channels/rest.py): an id the
     // browser made up would let anyone who learned it read and write this conversation.
-    return { senderId: "", greeted: false, noted: false, unread: 0, updatedAt: Date.now(), messages: [] };
+    // `conversation` counts the conversations started in this browser: a tab never saves over a newer one.
+    return { senderId: "", conversation: 0, greeted: false, noted: false, unread: 0, updatedAt: Date.now(), messages: [] };
+  }
+
+  function readStored() {
+    try { return JSON.parse((storage && storage.getItem(storageKey)) || "null"); } catch (e) { return null; }
+  }
+
+  /** The number of the conversation saved in this browser (0 for none, or one saved before it was counted). */
+  function storedConversation(saved) {
+    return saved && typeof saved.conversation === "number" ? saved.conversation : 0;
   }
 
   function loadState() {
     if (!storage) { return freshState(); }
-    try {
-      var saved = JSON.parse(storage.getItem(storageKey) || "null");
-      var maxAge = config.historyHours * 3600 * 1000;
-      if (saved && typeof saved.senderId === "string" && Array.isArray(saved.messages) &&
-          Date.now() - saved.updatedAt < maxAge) {
-        return saved;
-      }
-    } catch (e) { /* unreadable: start afresh */ }
+    var saved = readStored(); // unreadable: start afresh
+    var maxAge = config.historyHours * 3600 * 1000;
+    if (saved && typeof saved.senderId === "string" && Array.isArray(saved.messages) &&
+        Date.now() - saved.updatedAt < maxAge) {
+      saved.conversation = storedConversation(saved);
+      return saved;
+    }
     storage.removeItem(storageKey);
-    return freshState();
+    var fresh = freshState();
+    fresh.conversation = storedConversation(saved);
+    return fresh;
+  }
+
+  /** Another tab started a new conversation after this tab's: this tab's conversation is cleared, not saved. */
+  function replacedElsewhere() {
+    return !!storage && storedConversation(readStored()) > (state.conversation || 0);
   }
 
   function saveState() {
     state.updatedAt = Date.now();
     state.messages = state.messages.slice(-MAX_STORED_MESSAGES);
     if (!storage) { return; }
+    // An answer that arrives late for a conversation another tab has cleared must not bring it back.
+    if (replacedElsewhere()) { followOtherTab(); return; }
     try { storage.setItem(storageKey, JSON.stringify(state)); } catch (e) { /* full: keep in memory */ }
   }
 
@@ -449,6 +468,11 @@
     return note;
   }
 
+  /** A bot message's language: the server's tag when it is a well-formed one, else English. */
+  function answerLang(lang) {
+    return typeof lang === "string" && LANG_TAG.test(lang) ? lang : ANSWER_LANG;
+  }
+
   function renderMessage(message) {
     if (message.from === "note") { return renderNote(message); }
     var who = message.from === "user" ? "user" : "bot";
@@ -457,11 +481,13 @@
     if (message.urgent) { // a word and an icon, not only a colour
       bubble.appendChild(el("div", { class: "cw-urgent-label" }, [icon("warning"), el("span", { text: T.urgent })]));
     }
-    // Answers are English; what the patient typed is in whatever language they wrote it.
-    var body = el("div", who === "bot" ? { class: "cw-text", lang: ANSWER_LANG } : { class: "cw-text", lang: "", dir: "auto" });
+    // Answers are English unless the server says otherwise (what to do now in the patient's language);
+    // what the patient typed is in whatever language they wrote it.
+    var body = el("div", who === "bot" ? { class: "cw-text", lang: answerLang(message.lang) }
+                                       : { class: "cw-text", lang: "", dir: "auto" });
     renderText(body, message.text || "");
     bubble.appendChild(body);
-    if (message.urgent) {
+    if (message.urgent && message.calls !== false) {
       var phones = validPhones(message.phones);
       phones = phones.length ? phones : knownPhones();
       if (phones.length) { bubble.appendChild(callButtons(phones)); }
@@ -793,14 +819,17 @@
         var message = { from: "bot", text: reply.text, buttons: Array.isArray(reply.buttons) ? reply.buttons : [], at: Date.now() };
         if (urgent) { message.urgent = true; }
         if (phones.length) { message.phones = phones; }
+        if (answerLang(custom.lang) !== ANSWER_LANG) { message.lang = custom.lang; }
         added.push(message);
-      } else if (urgent && added.length) { // the urgent marker sent as a message of its own, after the text
-        added[added.length - 1].urgent = true;
+      } else if (added.length) { // data sent as a message of its own, after the text it belongs to
+        if (urgent) { added[added.length - 1].urgent = true; }
         if (phones.length) { added[added.length - 1].phones = phones; }
+        if (answerLang(custom.lang) !== ANSWER_LANG) { added[added.length - 1].lang = custom.lang; }
       }
     });
     if (added.length) {
       retireOlderAnswers();
+      oneSetOfCallButtons(added);
       var urgentTurn = added.some(function (m) { return m.urgent; });
       if (forItem && !urgentTurn && !deleted) { added[added.length - 1].rate = true; } // not the welcome, not urgent
       var first = null;
@@ -816,10 +845,23 @@
     if (deleted) { forgetLocally(); }
   }
 
+  /** The urgent answer in the patient's language and in English: the call buttons once, under the last. */
+  function oneSetOfCallButtons(messages) {
+    var urgent = messages.filter(function (m) { return m.urgent; });
+    urgent.slice(0, -1).forEach(function (m) { m.calls = false; });
+  }
+
   /** The server deleted the conversation at the patient's request: keep nothing of it in this browser either. */
   function forgetLocally() {
+    startFresh();
+  }
+
+  /** A new conversation, numbered after every one this browser has seen, so other tabs follow it. */
+  function startFresh() {
+    var next = Math.max(state.conversation || 0, storedConversation(readStored())) + 1;
     if (storage) { storage.removeItem(storageKey); }
     state = freshState();
+    state.conversation = next;
     saveState();
   }
 
@@ -885,6 +927,7 @@
   }
 
   function delivered(item, replies) {
+    if (replacedElsewhere()) { followOtherTab(); return; } // answered in a conversation cleared meanwhile
     outbox.shift();
     state.greeted = true; // the server welcomes on the first message of a conversation anyway
     if (!item.committed) { state.messages.push({ from: "user", text: item.text, at: item.at }); }
@@ -913,6 +956,8 @@
           var message = { from: "bot", text: data.text, urgent: true, at: Date.now() };
           var phones = validPhones(data.custom && data.custom.phones);
           if (phones.length) { message.phones = phones; }
+          var lang = data.custom && data.custom.lang;
+          if (answerLang(lang) !== ANSWER_LANG) { message.lang = lang; }
           var node = renderMessage(message);
           log.insertBefore(node, next);
           state.messages.push(message);
@@ -1138,9 +1183,7 @@
     refreshBusy();
     if (noticeMode && noticeMode !== "offline") { hideNotice(); }
     say("");
-    if (storage) { storage.removeItem(storageKey); }
-    state = freshState();
-    saveState();
+    startFresh();
     retryItem = null;
     input.value = "";
     limitMessage.textContent = "";
@@ -1151,6 +1194,24 @@
     announcer.textContent = T.newStarted;
     input.focus();
     if (!offline) { greet(); }
+  }
+
+  /**
+   * Another tab started a new conversation ("in every tab", the confirmation says): this one shows it too.
+   * Answers still on their way belong to the cleared conversation and are dropped; what the patient wrote
+   * here and did not see answered goes back into the box, so nothing typed is lost.
+   */
+  function followOtherTab() {
+    generation += 1;
+    takeBackAll();
+    inFlight = null;
+    greeting = false;
+    refreshBusy();
+    if (noticeMode && noticeMode !== "offline") { hideNotice(); }
+    state = loadState();
+    renderHistory();
+    updateUnread();
+    announcer.textContent = T.newStarted;
   }
 
   /** On the full-screen phone panel the page behind is hidden: Tab and Shift+Tab stay inside the dialog. */
@@ -1232,7 +1293,9 @@
   window.addEventListener("online", retrySoon);
   document.addEventListener("visibilitychange", function () { if (!document.hidden) { retrySoon(); } });
   window.addEventListener("storage", function (event) { // another tab started afresh or added messages
-    if (event.key === storageKey && !outbox.length && !greeting) { state = loadState(); renderHistory(); updateUnread(); }
+    if (event.key !== storageKey) { return; }
+    if (replacedElsewhere()) { followOtherTab(); return; } // even with an answer pending here: it is stale
+    if (!outbox.length && !greeting) { state = loadState(); renderHistory(); updateUnread(); }
   });
 
   // ---------------------------------------------------------------- colour contrast
