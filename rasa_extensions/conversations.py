@@ -15,6 +15,7 @@ from rasa.shared.core.events import BotUttered, SlotSet, UserUttered
 from clinic import audit
 from clinic.replies import FORGET_KEY
 from clinic.settings import Settings
+from rasa_extensions.tracker_store import storage_reason
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +47,19 @@ async def offered_payloads(app: Any, sender_id: str) -> Tuple[str, ...]:
     return tuple(payloads)
 
 
+async def payloads_offered_ever(app: Any, sender_id: str) -> Tuple[str, ...]:
+    """The button payloads of every reply in the conversation's current session.
+
+    Telegram keeps the buttons under every earlier answer pressable, so a press is honoured when
+    its data is one of these: the assistant offered it to this patient; anything else was forged.
+    """
+    store = _store(app)
+    tracker = await store.retrieve(sender_id) if store is not None else None
+    return tuple(b["payload"] for event in (tracker.events if tracker is not None else [])
+                 if isinstance(event, BotUttered)
+                 for b in event.data.get("buttons") or [] if isinstance(b, dict) and isinstance(b.get("payload"), str))
+
+
 FEEDBACK_SLOT = "feedback"
 
 
@@ -70,19 +84,67 @@ async def latest_answer(app: Any, sender_id: str) -> Optional[str]:
     return None
 
 
-async def record_feedback(app: Any, sender_id: str, value: str) -> bool:
-    """Stores a thumbs up/down on the latest answer as a slot event; False when there is no answer yet."""
+def answer_to(events: List[Any], message_id: str) -> Optional[str]:
+    """The fact the assistant answered the patient's message `message_id` with, or None (not found, not an answer).
+
+    So a thumbs pressed under an older answer is stored against that answer, not the newest one.
+    """
+    replies: Optional[List[Any]] = None
+    for event in events:
+        if isinstance(event, UserUttered):
+            if replies is not None:
+                break
+            if event.message_id == message_id:
+                replies = []
+        elif replies is not None:
+            replies.append(event)
+    return answered_fact(replies) if replies else None
+
+
+async def record_feedback(app: Any, sender_id: str, value: str, answer_of: Optional[str] = None) -> bool:
+    """Stores a thumbs up/down as a slot event; False when there is nothing to rate.
+
+    `answer_of`: the message id of the patient's message whose answer the thumbs were under (Telegram
+    puts it in the button's data); without it, the latest answer is rated (the widget and REST
+    offer thumbs only under the latest one).
+    """
     agent, store = _agent(app), _store(app)
     if agent is None or store is None:
         return False
     async with agent.lock_store.lock(sender_id):  # never interleaved with a message being answered
         tracker = await store.retrieve(sender_id)
-        fact = answered_fact(list(tracker.events)) if tracker is not None else None
+        events = list(tracker.events) if tracker is not None else []
+        fact = answer_to(events, answer_of) if answer_of else answered_fact(events)
         if tracker is None or fact is None:
             return False
-        tracker.update(SlotSet(FEEDBACK_SLOT, {"value": value, "fact": fact}))
+        rated = {"value": value, "fact": fact, **({"message_id": answer_of} if answer_of else {})}
+        tracker.update(SlotSet(FEEDBACK_SLOT, rated))
         await store.save(tracker)
     return True
+
+
+async def record_channel_replies(app: Any, sender_id: str, replies: List[Dict[str, Any]], reason: str) -> List[Any]:
+    """Stores replies a channel sent without the dialogue (Telegram's urgent answer to an edit or to the end
+    of a long message) as bot turns, so the record shows what the patient was told; returns the events.
+
+    As rasa_extensions/turns.py stores the fallback when the dialogue said nothing. Raises when the
+    store fails (the caller has already sent the reply and logs it).
+    """
+    agent, store = _agent(app), _store(app)
+    if agent is None or store is None:
+        return []
+    events = []
+    for reply in replies:
+        urgent = bool((reply.get("custom") or {}).get("urgent"))
+        data = {"custom": reply["custom"]} if "custom" in reply else {}
+        outcome = {"kind": "urgent" if urgent else "apology", "facts": ["urgent"] if urgent else [], "reason": reason}
+        events.append(BotUttered(reply.get("text"), data=data, metadata={"clinic": outcome}))
+    async with agent.lock_store.lock(sender_id):
+        tracker = await store.retrieve(sender_id) or await store.create_tracker(sender_id)
+        for event in events:
+            tracker.update(event)
+        await store.save(tracker)
+    return events
 
 
 def is_ready(app: Any) -> bool:
@@ -116,12 +178,20 @@ def asks_to_forget(message: Dict[str, Any]) -> bool:
 
 
 def forget(app: Any, settings: Settings, sender_id: str, channel: str) -> Optional[int]:
-    """Deletes the conversation's stored events, and records that it happened; None when it could not."""
+    """Deletes the conversation's stored events, and records that it happened; None when it could not.
+
+    Never raises: a channel must be able to tell the patient that nothing was deleted.
+    """
     store = _store(app)
     if store is None or not hasattr(store, "forget"):
         logger.error("The conversation store cannot delete conversations; configure the project's tracker store")
         return None
-    deleted = int(store.forget(sender_id))
+    try:
+        deleted = int(store.forget(sender_id))
+    except Exception as exc:  # the database refused: nothing was deleted, and the channel must say so
+        logger.error("A %s conversation could not be deleted at the patient's request (%s)", channel,
+                     storage_reason(exc))
+        return None
     try:
         from ops.alerts import alerts
 

@@ -14,16 +14,20 @@ import itertools
 import json
 import os
 import random
+import signal
 from pathlib import Path
-from typing import Any, Dict, Iterator, List
+from typing import Any, Dict, Iterator, List, Optional
 
 import pytest
 import requests
+import sqlalchemy as sa
 import yaml
 
 from clinic.replies import Message, render_fact
+from clinic.settings import Settings
 from devtools.harness.fake_telegram import FakeTelegram, telegram_credentials
-from devtools.harness.servers import PROJECT, Stack, private_fact_store, running, served_snapshot, stop
+from devtools.harness.records import stored_events
+from devtools.harness.servers import PROJECT, Stack, running, served_snapshot, stop, store_stack
 
 pytestmark = pytest.mark.servers
 
@@ -33,6 +37,8 @@ USERNAME = "DemoClinicBot"
 WEBHOOK_URL = "https://clinic.example.com/webhooks/telegram/webhook"
 _update_ids = itertools.count(500)
 DOWNTIME_QUESTION = "how long does the redness last?"  # the model is sure of this one (ask_downtime)
+STAFF_CHAT = -4_000_000_001  # where staff alerts go (ALERT_TELEGRAM_CHAT)
+PER_CHAT_LIMIT = 8  # messages a minute; no other test sends that many to one chat
 
 
 @pytest.fixture(scope="module")
@@ -43,12 +49,58 @@ def fake() -> Iterator[FakeTelegram]:
 
 @pytest.fixture(scope="module")
 def tg(fake: FakeTelegram, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """Rasa + actions with Telegram on, serving a private copy of the fact store."""
+    """Rasa + actions with Telegram on, serving a private copy of the fact store; conversations, the outbox and
+    staff alerts in the SQLite database `make run` uses (so tests can read the record)."""
     workdir = tmp_path_factory.mktemp("telegram")
-    with running(Stack(workdir, credentials=telegram_credentials(workdir), env={
-            **private_fact_store(workdir), **fake.channel_env(SECRET),
-            "TELEGRAM_BOT_USERNAME": USERNAME, "TELEGRAM_WEBHOOK_URL": WEBHOOK_URL})) as stack:
-        yield stack
+    stack = store_stack(workdir, {"DATA_DIR": str(workdir / "data")}, **fake.channel_env(SECRET),
+                        TELEGRAM_BOT_USERNAME=USERNAME, TELEGRAM_WEBHOOK_URL=WEBHOOK_URL,
+                        ALERT_TELEGRAM_CHAT=str(STAFF_CHAT), RATE_LIMIT_PER_SENDER=str(PER_CHAT_LIMIT))
+    stack.credentials = telegram_credentials(workdir)
+    with running(stack) as started:
+        yield started
+
+
+def database(stack: Stack) -> str:
+    """The URL of the stack's conversations database (also the outbox's and the alerts')."""
+    return Settings.from_env({**stack.base_env, **stack.env}).conversations_url
+
+
+def record(stack: Stack, conversation: str, type_name: Optional[str] = None) -> List[Dict[str, Any]]:
+    return stored_events(database(stack), conversation, type_name)
+
+
+def run_sql(stack: Stack, *statements: str) -> None:
+    engine = sa.create_engine(database(stack))
+    try:
+        with engine.begin() as conn:
+            for statement in statements:
+                conn.execute(sa.text(statement))
+    finally:
+        engine.dispose()
+
+
+def staff_alerts(stack: Stack, conversation: str) -> List[Any]:
+    engine = sa.create_engine(database(stack))
+    try:
+        with engine.connect() as conn:
+            return list(conn.execute(sa.text("SELECT kind, channel FROM staff_alerts WHERE conversation_id = :c"),
+                                     {"c": conversation}))
+    finally:
+        engine.dispose()
+
+
+def press(chat: int, data: str, update_id: Optional[int] = None, message_id: int = 1001) -> Dict[str, Any]:
+    """A callback_query update: the patient pressed a button carrying `data`."""
+    update_id = update_id if update_id is not None else next(_update_ids)
+    return {"update_id": update_id, "callback_query": {
+        "id": f"cbq-{update_id}", "from": user(chat), "chat_instance": "-9", "data": data,
+        "message": {"message_id": message_id, "date": 1, "chat": {"id": chat, "type": "private"}}}}
+
+
+def urgent_turns(stack: Stack, conversation: str) -> List[Dict[str, Any]]:
+    urgent = fact(stack, "urgent", with_buttons=False).text
+    return [e for e in record(stack, conversation, "bot") if e.get("text") == urgent
+            and ((e.get("metadata") or {}).get("clinic") or {}).get("kind") == "urgent"]
 
 
 def fact(stack: Stack, fact_id: str, with_buttons: bool = True) -> Message:
@@ -56,14 +108,16 @@ def fact(stack: Stack, fact_id: str, with_buttons: bool = True) -> Message:
     return render_fact(snapshot, snapshot.facts[fact_id], with_buttons=with_buttons)
 
 
-THUMBS = [[{"text": "👍 Helpful", "callback_data": "feedback:up"}],
-          [{"text": "👎 Not helpful", "callback_data": "feedback:down"}]]
+def thumbs(update_id: int) -> List[List[Dict[str, str]]]:
+    """The thumbs under an answer: their data names the update whose message the answer answered."""
+    return [[{"text": "👍 Helpful", "callback_data": f"feedback:up:{update_id}"}],
+            [{"text": "👎 Not helpful", "callback_data": f"feedback:down:{update_id}"}]]
 
 
-def keyboard(message: Message, rated: bool = False) -> Dict[str, Any]:
-    """The inline keyboard of a message; an answer (`rated`) also carries the thumbs up / down."""
+def keyboard(message: Message, rated_for: Optional[int] = None) -> Dict[str, Any]:
+    """The inline keyboard of a message; an answer (to the update `rated_for`) also carries the thumbs."""
     rows = [[{"text": b.title, "callback_data": b.payload}] for b in message.buttons]
-    return {"inline_keyboard": rows + (THUMBS if rated else [])}
+    return {"inline_keyboard": rows + (thumbs(rated_for) if rated_for is not None else [])}
 
 
 def new_chat() -> int:
@@ -128,12 +182,13 @@ def test_the_webhook_is_registered_at_start_with_the_secret(tg: Stack, fake: Fak
 
 def test_a_question_gets_its_fact_with_buttons_as_an_inline_keyboard(tg: Stack, fake: FakeTelegram) -> None:
     chat = new_chat()
-    deliver(tg, text_update(chat, DOWNTIME_QUESTION))
+    question = text_update(chat, DOWNTIME_QUESTION)
+    deliver(tg, question)
     welcome, downtime = fact(tg, "welcome", with_buttons=False), fact(tg, "downtime")
     assert wait_for_texts(fake, chat, 2) == [welcome.text, downtime.text]
     first, last = fake.calls("sendMessage", chat, ok_only=True)
     assert "reply_markup" not in first.params
-    assert last.params["reply_markup"] == keyboard(downtime, rated=True) and downtime.buttons
+    assert last.params["reply_markup"] == keyboard(downtime, rated_for=question["update_id"]) and downtime.buttons
     assert all("parse_mode" not in c.params for c in (first, last))
 
 
@@ -143,8 +198,8 @@ def test_pressing_a_button_stops_the_spinner_then_answers_its_fact(tg: Stack, fa
     wait_for_texts(fake, chat, 2)
     button = fake.calls("sendMessage", chat)[-1].params["reply_markup"]["inline_keyboard"][0][0]
     target = json.loads(button["callback_data"][button["callback_data"].index("{"):])["fact"]
-    callback_id = f"cbq-{chat}"
-    deliver(tg, {"update_id": next(_update_ids), "callback_query": {
+    callback_id, press_id = f"cbq-{chat}", next(_update_ids)
+    deliver(tg, {"update_id": press_id, "callback_query": {
         "id": callback_id, "from": user(chat), "chat_instance": "-55", "data": button["callback_data"],
         "message": {"message_id": 1001, "date": 1764150000, "chat": {"id": chat, "type": "private"},
                     "from": {"id": 7000002, "is_bot": True, "first_name": "Demo"}, "text": "..."}}})
@@ -156,7 +211,7 @@ def test_pressing_a_button_stops_the_spinner_then_answers_its_fact(tg: Stack, fa
                 if c.method == "answerCallbackQuery" and c.params == {"callback_query_id": callback_id}]
     sent = [i for i, c in enumerate(calls) if c.method == "sendMessage" and c.params.get("chat_id") == chat]
     assert len(answered) == 1 and answered[0] < sent[2]
-    assert calls[sent[2]].params.get("reply_markup") == keyboard(expected, rated=True)
+    assert calls[sent[2]].params.get("reply_markup") == keyboard(expected, rated_for=press_id)
 
 
 def test_a_forged_button_press_is_acknowledged_but_not_answered(tg: Stack, fake: FakeTelegram) -> None:
@@ -214,6 +269,9 @@ def test_an_edit_that_adds_a_warning_sign_gets_the_urgent_answer(tg: Stack, fake
     deliver(tg, message_update(chat, kind="edited_message", edit_date=1764150100,
                                text=DOWNTIME_QUESTION + " and now there is pus and I have a fever"))
     assert wait_for_texts(fake, chat, 1) == [fact(tg, "urgent", with_buttons=False).text]
+    # in the record, as the dialogue's urgent answers are, and the staff are told
+    fake.wait_for(lambda: urgent_turns(tg, f"telegram:{chat}"), what="the urgent reply in the record")
+    fake.wait_for(lambda: ("urgent", "telegram") in staff_alerts(tg, f"telegram:{chat}"), what="the staff alert")
 
 
 def test_a_long_message_is_read_to_its_end_for_warning_signs(tg: Stack, fake: FakeTelegram) -> None:
@@ -222,6 +280,8 @@ def test_a_long_message_is_read_to_its_end_for_warning_signs(tg: Stack, fake: Fa
     deliver(tg, text_update(chat, long))
     texts = wait_for_texts(fake, chat, 2)
     assert texts[:2] == [fact(tg, "urgent", with_buttons=False).text, fact(tg, "message_too_long").text]
+    fake.wait_for(lambda: urgent_turns(tg, f"telegram:{chat}"), what="the urgent reply in the record")
+    fake.wait_for(lambda: ("urgent", "telegram") in staff_alerts(tg, f"telegram:{chat}"), what="the staff alert")
 
 
 def test_a_photo_gets_the_phone_numbers(tg: Stack, fake: FakeTelegram) -> None:
@@ -422,12 +482,221 @@ def test_a_message_accepted_but_answered_too_late_is_not_sent_twice(tg: Stack, f
 
 def test_a_thumbs_down_under_an_answer_is_recorded_and_thanked(tg: Stack, fake: FakeTelegram) -> None:
     chat = new_chat()
-    deliver(tg, text_update(chat, DOWNTIME_QUESTION))
+    question = text_update(chat, DOWNTIME_QUESTION)
+    deliver(tg, question)
     wait_for_texts(fake, chat, 2)
-    assert fake.calls("sendMessage", chat)[-1].params["reply_markup"]["inline_keyboard"][-2:] == THUMBS
+    rows = fake.calls("sendMessage", chat)[-1].params["reply_markup"]["inline_keyboard"]
+    assert rows[-2:] == thumbs(question["update_id"])
     deliver(tg, {"update_id": next(_update_ids), "callback_query": {
-        "id": f"thumb-{chat}", "from": user(chat), "chat_instance": "-7", "data": "feedback:down",
+        "id": f"thumb-{chat}", "from": user(chat), "chat_instance": "-7", "data": rows[-1][0]["callback_data"],
         "message": {"message_id": 1003, "date": 1, "chat": {"id": chat, "type": "private"}}}})
     thanks = fact(tg, "feedback_thanks").text
     fake.wait_for(lambda: {"callback_query_id": f"thumb-{chat}", "text": thanks} in
                   [c.params for c in fake.calls("answerCallbackQuery")], what="the thanks")
+
+
+# --- the update log, typed commands, forged presses ----------------------------------------------------------------
+
+def test_an_update_refused_with_503_is_handled_when_telegram_delivers_it_again(tg: Stack, fake: FakeTelegram) -> None:
+    """The shared update log could not be written: 503, and the id must not be remembered as seen."""
+    chat = new_chat()
+    update = text_update(chat, "/help")
+    run_sql(tg, "ALTER TABLE telegram_updates RENAME TO telegram_updates_away")
+    try:
+        assert post(tg, update).status_code == 503
+    finally:
+        run_sql(tg, "ALTER TABLE telegram_updates_away RENAME TO telegram_updates")
+    deliver(tg, update)  # Telegram delivers it again
+    assert help_barrier(tg, fake, chat) == [fact(tg, "help").text] * 2
+
+
+TYPED_COMMANDS = ["/restart{", "/restart@1", '/back{"x":1}', " /restart", '/{"fact":"downtime"}']
+
+
+def test_typed_commands_are_read_as_words_never_as_intents(tg: Stack, fake: FakeTelegram) -> None:
+    chat = new_chat()
+    deliver(tg, text_update(chat, DOWNTIME_QUESTION))
+    wait_for_texts(fake, chat, 2)
+    for text in TYPED_COMMANDS:
+        deliver(tg, message_update(chat, text=text))
+    help_barrier(tg, fake, chat)
+    events = record(tg, f"telegram:{chat}")
+    users = [e for e in events if e["event"] == "user"]
+    assert len(users) == 1 + len(TYPED_COMMANDS)  # every one answered, in the same conversation
+    assert not [e for e in events if e["event"] in ("restart", "rewind")
+                or (e["event"] == "action" and e.get("name") in ("action_restart", "action_back"))]
+    assert [e["event"] for e in events].count("session_started") == 1
+    for event in users:
+        assert not event["text"].lstrip().startswith("/")
+        assert event["parse_data"]["intent"]["confidence"] < 1.0
+
+
+def test_a_press_of_a_button_never_offered_does_not_reach_the_dialogue(tg: Stack, fake: FakeTelegram) -> None:
+    chat = new_chat()
+    deliver(tg, text_update(chat, DOWNTIME_QUESTION))
+    wait_for_texts(fake, chat, 2)
+    before = record(tg, f"telegram:{chat}")
+    deliver(tg, press(chat, '/restart{"fact":"x"}'))  # our payload's shape, but never offered
+    deliver(tg, press(chat, '/ask_cost{"fact":"cost"}'))  # a real topic, not offered in this conversation
+    assert help_barrier(tg, fake, chat)[2:] == [fact(tg, "help").text]
+    assert record(tg, f"telegram:{chat}") == before  # not restarted, nothing added
+
+
+# --- deleting a conversation on request ------------------------------------------------------------------------------
+
+def delete_yes(stack: Stack) -> str:
+    """The data of forget_confirm's "Yes, delete it" button."""
+    return next(b.payload for b in fact(stack, "forget_confirm").buttons if "conversation_deleted" in b.payload)
+
+
+def test_a_deletion_the_store_refuses_is_never_reported_as_done(tg: Stack, fake: FakeTelegram) -> None:
+    chat = new_chat()
+    conversation = f"telegram:{chat}"
+    deliver(tg, text_update(chat, DOWNTIME_QUESTION))
+    deliver(tg, text_update(chat, "delete my conversation please"))
+    assert wait_for_texts(fake, chat, 3)[2] == fact(tg, "forget_confirm").text
+    run_sql(tg, f"CREATE TRIGGER keep_{chat} BEFORE DELETE ON events WHEN OLD.sender_id = '{conversation}' "
+                "BEGIN SELECT RAISE(ABORT, 'refused'); END")
+    try:
+        deliver(tg, press(chat, delete_yes(tg)))
+        texts = wait_for_texts(fake, chat, 4)
+    finally:
+        run_sql(tg, f"DROP TRIGGER keep_{chat}")
+    assert texts[3] == fact(tg, "conversation_not_deleted").text  # polite, with the phone; never "Done: deleted"
+    assert not [t for t in texts if t.startswith(fact(tg, "conversation_deleted").text[:40])]
+    assert record(tg, conversation, "user")  # indeed still there
+
+
+def test_a_deletion_also_drops_the_replies_still_waiting_for_telegram(tg: Stack, fake: FakeTelegram) -> None:
+    chat = new_chat()
+    deleted_text = fact(tg, "conversation_deleted").text
+    fake.fail_next("sendMessage", 502, times=100_000, chat_id=chat)  # Telegram cannot take this chat's replies
+    deliver(tg, text_update(chat, DOWNTIME_QUESTION))
+    deliver(tg, text_update(chat, "delete my conversation please"))
+    deliver(tg, press(chat, delete_yes(tg)))
+    fake.wait_for(lambda: deleted_text in [c.params.get("text") for c in fake.calls("sendMessage", chat)],
+                  what="the confirmation's first attempt")  # the earlier replies no longer wait before it
+    fake.clear_failures(chat)
+    assert help_barrier(tg, fake, chat) == [deleted_text, fact(tg, "help").text]
+    assert record(tg, f"telegram:{chat}", "user") == []
+
+
+# --- thumbs, typing, and the Bot API's faults ------------------------------------------------------------------------
+
+def test_thumbs_under_an_older_answer_rate_that_answer(tg: Stack, fake: FakeTelegram) -> None:
+    chat = new_chat()
+    deliver(tg, text_update(chat, DOWNTIME_QUESTION))
+    first = wait_for_texts(fake, chat, 2)[1]
+    first_keyboard = fake.calls("sendMessage", chat, ok_only=True)[-1].params["reply_markup"]["inline_keyboard"]
+    deliver(tg, text_update(chat, "how much does it cost?"))
+    second = wait_for_texts(fake, chat, 3)[2]
+    second_keyboard = fake.calls("sendMessage", chat, ok_only=True)[-1].params["reply_markup"]["inline_keyboard"]
+    assert second != first and second_keyboard[-1][0]["callback_data"].startswith("feedback:down:")  # an answer too
+    deliver(tg, press(chat, first_keyboard[-1][0]["callback_data"]))  # 👎 under the FIRST answer
+    fake.wait_for(lambda: record(tg, f"telegram:{chat}", "slot") and [
+        e for e in record(tg, f"telegram:{chat}", "slot") if e["name"] == "feedback"], what="the stored feedback")
+    [vote] = [e["value"] for e in record(tg, f"telegram:{chat}", "slot") if e["name"] == "feedback"]
+    assert (vote["value"], vote["fact"]) == ("down", "downtime")
+
+
+def test_typing_is_shown_again_while_a_slow_answer_is_prepared(tg: Stack, fake: FakeTelegram) -> None:
+    chat = new_chat()
+    assert tg.actions is not None
+    os.kill(tg.actions.pid, signal.SIGSTOP)  # frozen: Rasa waits for the action timeout (10 s)
+    try:
+        deliver(tg, text_update(chat, DOWNTIME_QUESTION))
+        wait_for_texts(fake, chat, 1)
+    finally:
+        os.kill(tg.actions.pid, signal.SIGCONT)
+    calls = fake.calls()
+    answered = next(i for i, c in enumerate(calls) if c.method == "sendMessage" and c.params.get("chat_id") == chat)
+    typing = [c for c in calls[:answered] if c.method == "sendChatAction" and c.params.get("chat_id") == chat]
+    assert len(typing) >= 2  # Telegram shows one for about 5 s: it was sent again while the answer was pending
+    help_barrier(tg, fake, chat)
+
+
+def test_a_hanging_answer_callback_query_does_not_delay_the_answer(tg: Stack, fake: FakeTelegram) -> None:
+    chat = new_chat()
+    deliver(tg, text_update(chat, DOWNTIME_QUESTION))
+    wait_for_texts(fake, chat, 2)
+    button = fake.calls("sendMessage", chat)[-1].params["reply_markup"]["inline_keyboard"][0][0]
+    update = press(chat, button["callback_data"])
+    callback_id = update["callback_query"]["id"]
+    fake.fail_next("answerCallbackQuery", 200, delay_s=12)  # answered, 12 s late
+    deliver(tg, update)
+    wait_for_texts(fake, chat, 3)
+    # the answer arrived while the acknowledgement was still hanging (the fake records a call when it answers)
+    assert callback_id not in [c.params.get("callback_query_id") for c in fake.calls("answerCallbackQuery")]
+    fake.wait_for(lambda: callback_id in [c.params.get("callback_query_id") for c in fake.calls("answerCallbackQuery")],
+                  what="the late acknowledgement")
+
+
+def test_an_urgent_message_in_a_group_from_a_member_the_bot_cannot_reach_gets_the_numbers_in_the_group(
+        tg: Stack, fake: FakeTelegram) -> None:
+    group, member = -new_chat(), new_chat()
+    fake.fail_next("sendMessage", 403, chat_id=member, description="Forbidden: bot can't initiate conversation")
+    update = message_update(group, "supergroup", message_id=30, text="@DemoClinicBot my face is swollen, hot and "
+                            "I have a fever", entities=[{"offset": 0, "length": 14, "type": "mention"}])
+    update["message"]["from"] = user(member)
+    deliver(tg, update)
+    assert wait_for_texts(fake, group, 1) == [fact(tg, "urgent_in_group").text]
+    assert fake.sent_texts(member) == [] and [c.status for c in fake.calls("sendMessage", member)] == [403]
+
+
+def test_the_deep_link_payload_of_start_is_stored_as_the_source(tg: Stack, fake: FakeTelegram) -> None:
+    chat = new_chat()
+    deliver(tg, text_update(chat, "/start spring-ad"))
+    wait_for_texts(fake, chat, 1)
+    [first] = fake.wait_for(lambda: record(tg, f"telegram:{chat}", "user"), what="the stored /start")
+    assert first["metadata"]["source"] == "spring-ad"
+
+
+def test_four_429s_in_a_row_then_the_reply_is_delivered_exactly_once(tg: Stack, fake: FakeTelegram) -> None:
+    chat = new_chat()
+    fake.fail_next("sendMessage", 429, times=4, retry_after=1, chat_id=chat)  # as many as the client's attempts
+    deliver(tg, text_update(chat, "/help"))
+    assert wait_for_texts(fake, chat, 1) == [fact(tg, "help").text]
+    assert help_barrier(tg, fake, chat) == [fact(tg, "help").text] * 2
+    assert [c.status for c in fake.calls("sendMessage", chat)] == [429] * 4 + [200] * 2
+
+
+def test_an_urgent_message_with_the_action_server_stopped_gets_every_number(tg: Stack, fake: FakeTelegram) -> None:
+    chat = new_chat()
+    stop(tg.actions)
+    try:
+        deliver(tg, text_update(chat, "my face is swollen, hot and I have a fever"))
+        [text] = wait_for_texts(fake, chat, 1)
+    finally:
+        tg.start_actions()
+    settings = served_snapshot(tg.workdir).settings
+    for number in ("phone", "after_hours_phone", "emergency_number"):
+        assert str(settings[number]) in text, number
+
+
+def test_a_chat_sending_too_fast_is_answered_politely(tg: Stack, fake: FakeTelegram) -> None:
+    chat = new_chat()
+    for _ in range(PER_CHAT_LIMIT + 1):
+        deliver(tg, text_update(chat, "/start"))
+    texts = wait_for_texts(fake, chat, PER_CHAT_LIMIT + 1)
+    assert texts[-1] == fact(tg, "too_many_messages").text
+    assert str(served_snapshot(tg.workdir).settings["phone"]) in texts[-1]
+
+
+def test_an_update_being_handled_when_the_server_is_killed_is_answered_after_the_restart(
+        tg: Stack, fake: FakeTelegram) -> None:
+    """Telegram got its 200, so it never delivers the update again: the channel kept it in the database."""
+    chat = new_chat()
+    assert tg.actions is not None and tg.rasa is not None
+    os.kill(tg.actions.pid, signal.SIGSTOP)  # the answer is still being prepared when the server dies
+    try:
+        deliver(tg, text_update(chat, DOWNTIME_QUESTION))
+        fake.wait_for(lambda: fake.calls("sendChatAction", chat), what="the update being handled")
+        os.killpg(tg.rasa.pid, signal.SIGKILL)  # no graceful stop: nothing is drained
+        tg.rasa.wait(timeout=30)
+    finally:
+        os.kill(tg.actions.pid, signal.SIGCONT)
+    tg.start_rasa()
+    texts = fake.wait_for(lambda: len(fake.sent_texts(chat)) >= 2 and fake.sent_texts(chat), timeout=120,
+                          what="the answer, after the restart")
+    assert texts == [fact(tg, "welcome", with_buttons=False).text, fact(tg, "downtime").text]
+    assert help_barrier(tg, fake, chat)[:2] == texts  # once

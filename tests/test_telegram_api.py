@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import logging
+import socket
 import time
-from typing import Iterator
+from pathlib import Path
+from typing import Iterator, List
 
 import pytest
 
 from channels.telegram.api import BotApi, TelegramApiError
+from channels.telegram.outbox import QUEUED, SENT, Outbox
+from channels.telegram.outbox import table as outbox_table
 from channels.telegram.setup import ALLOWED_UPDATES, TelegramConfig, derived_secret, register_webhook, webhook_url
 from clinic.settings import Settings
 from devtools.harness.fake_telegram import FakeTelegram
@@ -148,3 +152,73 @@ def test_configuration_from_the_environment() -> None:
     assert config.bot_username == "ClinicBot" and config.bot_id == 42
     assert config.api_base == "https://api.telegram.org"
     assert webhook_url("https://x.example/hook") == "https://x.example/hook"
+
+
+@pytest.fixture
+def blackholed_port() -> Iterator[int]:
+    """A port whose connection attempts hang unanswered, as behind a firewall that drops packets.
+
+    A listening socket that never accepts, its backlog already full: the kernel drops further SYNs.
+    """
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    port = listener.getsockname()[1]
+    fillers: List[socket.socket] = []
+    for _ in range(4):
+        filler = socket.socket()
+        filler.setblocking(False)
+        filler.connect_ex(("127.0.0.1", port))
+        fillers.append(filler)
+    probe = socket.socket()
+    probe.settimeout(0.5)
+    try:
+        with pytest.raises(OSError):  # the port really does hang (else the test below proves nothing)
+            probe.connect(("127.0.0.1", port))
+    finally:
+        probe.close()
+    try:
+        yield port
+    finally:
+        for sock in (*fillers, listener):
+            sock.close()
+
+
+@pytest.mark.asyncio
+async def test_a_connect_timeout_is_retryable_not_maybe_delivered(blackholed_port: int) -> None:
+    api = BotApi(TOKEN, f"http://127.0.0.1:{blackholed_port}", timeout_s=0.3, max_attempts=2, backoff_s=0.05)
+    with pytest.raises(TelegramApiError) as raised:
+        await api.call("sendMessage", {"chat_id": 5, "text": "hi"})
+    await api.close()
+    assert raised.value.status == 0 and not raised.value.maybe_delivered and raised.value.retryable
+
+
+@pytest.mark.asyncio
+async def test_a_timeout_after_the_request_was_sent_may_have_been_delivered(fake: FakeTelegram) -> None:
+    fake.fail_next("sendMessage", 200, delay_s=1.5)  # accepted, answered too late
+    api = api_for(fake, timeout_s=0.3)
+    with pytest.raises(TelegramApiError) as raised:
+        await api.call("sendMessage", {"chat_id": 5, "text": "hi"})
+    await api.close()
+    assert raised.value.maybe_delivered and not raised.value.retryable
+    fake.wait_for(lambda: fake.calls("sendMessage"), timeout=10, what="the slow call")
+    assert len(fake.calls("sendMessage")) == 1  # never sent a second time
+
+
+@pytest.mark.asyncio
+async def test_the_outbox_keeps_a_reply_while_telegram_is_unreachable_then_delivers_it_once(
+        fake: FakeTelegram, blackholed_port: int, tmp_path: Path) -> None:
+    api = BotApi(TOKEN, f"http://127.0.0.1:{blackholed_port}", timeout_s=0.3, max_attempts=2, backoff_s=0.05)
+    outbox = Outbox(f"sqlite:///{tmp_path / 'conversations.db'}", api)
+    try:
+        assert await outbox.send(77, [{"chat_id": 77, "text": "your answer"}]) == QUEUED
+        assert len(outbox._pending("77")) == 1  # kept, not given up as "maybe delivered"
+        api.base_url = fake.url  # Telegram reachable again
+        with outbox.engine.begin() as conn:  # due now, rather than after the back-off
+            conn.execute(outbox_table.update().values(next_at=0))
+        assert await outbox.flush_chat("77") == SENT
+        assert await outbox.flush_chat("77") == SENT and outbox._pending("77") == []
+    finally:
+        await outbox.stop()
+        await api.close()
+    assert fake.sent_texts(77) == ["your answer"]

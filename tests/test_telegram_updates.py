@@ -125,3 +125,23 @@ def test_the_start_payload_of_a_deep_link_is_kept() -> None:
     incoming = read_update(update, BOT, BOT_ID)
     assert incoming is not None and (incoming.kind, incoming.text, incoming.argument) == ("command", "start",
                                                                                            "spring-ad")
+
+
+@pytest.mark.parametrize("typed", ["/restart{", "/restart@1", '/back{"x":1}', " /restart", '/{"fact":"x"}',
+                                   '/ask_cost{"fact":"cost"}'])
+def test_typed_text_never_reaches_rasa_as_a_command(typed: str) -> None:
+    from channels.telegram.channel import patient_text
+
+    assert not patient_text(typed).lstrip().startswith("/")
+
+
+def test_the_thumbs_name_the_answer_they_rate_within_telegrams_64_bytes() -> None:
+    from channels.telegram.channel import FEEDBACK, with_feedback_buttons
+    from channels.telegram.format import MAX_CALLBACK_DATA_BYTES
+
+    [message] = with_feedback_buttons([{"text": "answer"}], answers=2 ** 53 - 1)
+    data = [b["payload"] for b in message["buttons"]]
+    assert all(len(d.encode()) <= MAX_CALLBACK_DATA_BYTES for d in data)
+    assert [FEEDBACK.match(d).groups() for d in data] == [("up", str(2 ** 53 - 1)), ("down", str(2 ** 53 - 1))]
+    assert FEEDBACK.match("feedback:up").groups() == ("up", None)  # thumbs sent before the reference existed
+    assert FEEDBACK.match("feedback:up:1; DROP") is None

@@ -6,7 +6,10 @@ matters is how failures behave, so that is spelled out here:
 - 429 Too Many Requests: wait `parameters.retry_after` seconds (as Telegram
   asks), then retry; a wait longer than `max_retry_after` is not worth holding
   a patient's answer for, so the call fails instead;
-- 5xx, timeouts and connection errors: retry with exponential back-off;
+- 5xx, timeouts and connection errors: retry with exponential back-off; but a
+  sendMessage that timed out after it was sent may have arrived, so it is not
+  sent again (`maybe_delivered`); a timeout before anything was sent (no
+  connection could be made) is an ordinary retryable failure;
 - any other error (400 bad request, 401 wrong token, 403 bot blocked by the
   user): fail at once, retrying cannot help;
 - at most `max_attempts` attempts, so every call ends in bounded time.
@@ -47,6 +50,13 @@ class TelegramApiError(Exception):
         return self.status == 401
 
 
+async def _mark_sent(session: aiohttp.ClientSession, context: Any, params: Any) -> None:
+    """aiohttp trace hook: the request's headers were written to Telegram's connection."""
+    progress = context.trace_request_ctx
+    if isinstance(progress, dict):
+        progress["sent"] = True
+
+
 class BotApi:
     """Calls https://api.telegram.org/bot<token>/<method> (or a configured base URL, e.g. a fake in tests)."""
 
@@ -69,7 +79,9 @@ class BotApi:
     async def _get_session(self) -> aiohttp.ClientSession:
         # Created on first use, inside the running event loop (never at import or construction).
         if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(timeout=self.timeout)
+            tracing = aiohttp.TraceConfig()
+            tracing.on_request_headers_sent.append(_mark_sent)  # type: ignore[arg-type]  # aiohttp's stub is wrong
+            self._session = aiohttp.ClientSession(timeout=self.timeout, trace_configs=[tracing])
         return self._session
 
     async def close(self) -> None:
@@ -108,12 +120,17 @@ class BotApi:
 
     async def _attempt(self, method: str, params: Dict[str, Any]) -> Any:
         session = await self._get_session()
+        progress: Dict[str, bool] = {"sent": False}  # set by _mark_sent once the request left for Telegram
         try:
-            async with session.post(self._url(method), json=params) as response:
+            async with session.post(self._url(method), json=params, trace_request_ctx=progress) as response:
                 status = response.status
                 raw = await response.read()
-        except asyncio.TimeoutError:  # sent, but no answer: Telegram may have acted on it
-            raise TelegramApiError(method, 0, "timed out", maybe_delivered=True) from None
+        except asyncio.TimeoutError:
+            # Only a request that was sent may have reached Telegram. A connect timeout (Telegram
+            # unreachable, a firewall dropping packets) never left here: it is retried, not given up.
+            sent = progress["sent"]
+            raise TelegramApiError(method, 0, "timed out" if sent else "connection timed out",
+                                   maybe_delivered=sent) from None
         except aiohttp.ClientError as exc:
             raise TelegramApiError(method, 0, self._scrub(f"{type(exc).__name__}: {exc}")) from None
         try:

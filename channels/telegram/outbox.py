@@ -2,6 +2,10 @@
 
 The same database remembers which update ids were already taken, so an update
 Telegram delivers again (after a restart, or to another instance) is answered once.
+And it keeps each update taken until it has been handled (`telegram_inbox`): the
+webhook answers Telegram 200 only after the update is stored, so an instance killed
+while handling it (or before) loses nothing: its updates are claimed and handled by
+another instance, or by this one after a restart, once their claim has lapsed.
 
 Before, a reply was lost after a few seconds of Bot API errors (about 3.5 s of
 5xx, four 429s, or one `retry_after` over 30 s), and a sendMessage that timed
@@ -24,7 +28,7 @@ import logging
 import time
 import uuid
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import sqlalchemy as sa
 
@@ -60,6 +64,17 @@ updates = sa.Table(
 )
 SEEN_FOR_S = 24 * 3600  # Telegram gives up re-delivering an update long before this
 
+inbox = sa.Table(
+    "telegram_inbox", metadata,  # updates taken but not yet handled: the patient's words, for seconds
+    sa.Column("update_id", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("received_at", sa.Float, nullable=False),
+    sa.Column("claimed_by", sa.String(64), nullable=False),
+    sa.Column("claimed_until", sa.Float, nullable=False),
+)
+INBOX_CLAIM_S = 30.0  # an instance renews its claims every few seconds; a dead one's lapse after this
+INBOX_RENEW_TICKS = 5
+
 
 class Outbox:
     def __init__(self, url: str, api: BotApi, expire_s: float = EXPIRE_S) -> None:
@@ -73,6 +88,8 @@ class Outbox:
         metadata.create_all(self.engine)
         self._chat_locks: Dict[str, asyncio.Lock] = {}
         self._task: Optional[asyncio.Task] = None
+        # Called with each update found unhandled (its instance died): the channel handles it again.
+        self.recover: Optional[Callable[[int, Dict[str, Any]], None]] = None
 
     # --- database work, run off the event loop -------------------------------------------------------
 
@@ -112,23 +129,82 @@ class Outbox:
             conn.execute(table.update().where(table.c.id == row_id).values(
                 attempts=attempts, next_at=time.time() + wait_s, claimed_by=None, claimed_until=None))
 
+    def _forget_chat(self, chat_id: str) -> int:
+        with self.engine.begin() as conn:
+            return int(conn.execute(table.delete().where(table.c.chat_id == chat_id)).rowcount or 0)
+
+    async def forget_chat(self, chat_id: Any) -> int:
+        """Deletes the chat's replies not yet delivered (the patient asked to delete their conversation)."""
+        return int(await self._db(self._forget_chat, str(chat_id)))
+
     # --- updates already taken -----------------------------------------------------------------------------
 
-    def _take(self, update_id: int) -> bool:
+    def _take(self, update_id: int, body: Optional[str]) -> bool:
+        now = time.time()
         try:
-            with self.engine.begin() as conn:
-                conn.execute(updates.insert().values(update_id=update_id, seen_at=time.time()))
+            with self.engine.begin() as conn:  # one transaction: taken and kept, or neither
+                conn.execute(updates.insert().values(update_id=update_id, seen_at=now))
+                if body is not None:
+                    conn.execute(inbox.insert().values(update_id=update_id, body=body, received_at=now,
+                                                       claimed_by=self.instance,
+                                                       claimed_until=now + INBOX_CLAIM_S))
             return True
         except sa.exc.IntegrityError:  # another instance, or this one before a restart, took it
             return False
 
-    async def first_time(self, update_id: int) -> bool:
-        """True the first time any instance sees this update id (shared through the database)."""
-        return bool(await self._db(self._take, update_id))
+    async def first_time(self, update_id: int, body: Optional[str] = None) -> bool:
+        """True the first time any instance sees this update id (shared through the database).
+
+        With `body` (the update's JSON), the update is also kept until `handled` is called, so it
+        survives this instance being killed before it is answered.
+        """
+        return bool(await self._db(self._take, update_id, body))
+
+    def _handled(self, update_id: int) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(inbox.delete().where(inbox.c.update_id == update_id))
+
+    async def handled(self, update_id: int) -> None:
+        """The update was handled (answered, or answered as well as it could be): its copy goes."""
+        await self._db(self._handled, update_id)
+
+    def _renew_claims(self) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(inbox.update().where(inbox.c.claimed_by == self.instance).values(
+                claimed_until=time.time() + INBOX_CLAIM_S))
+
+    def _claim_orphans(self) -> List[Tuple[int, str]]:
+        """Updates whose instance stopped renewing its claim (killed): now this instance's, oldest first."""
+        now = time.time()
+        claimed = []
+        with self.engine.connect() as conn:
+            lapsed = list(conn.execute(sa.select(inbox.c.update_id, inbox.c.body).where(
+                inbox.c.claimed_until < now).order_by(inbox.c.update_id)))
+        for update_id, body in lapsed:
+            with self.engine.begin() as conn:
+                done = conn.execute(inbox.update().where(inbox.c.update_id == update_id).where(
+                    inbox.c.claimed_until < now).values(claimed_by=self.instance, claimed_until=now + INBOX_CLAIM_S))
+            if done.rowcount:  # not taken by another instance in between
+                claimed.append((int(update_id), str(body)))
+        return claimed
+
+    async def _recover_orphans(self) -> None:
+        for update_id, body in await self._db(self._claim_orphans):
+            logger.warning("Telegram update %s was taken but never handled (its instance stopped): handling it now",
+                           update_id)
+            try:
+                update = json.loads(body)
+            except ValueError:
+                update = None
+            if self.recover is None or not isinstance(update, dict):
+                await self._db(self._handled, update_id)
+                continue
+            self.recover(update_id, update)
 
     def _forget_old_updates(self) -> None:
         with self.engine.begin() as conn:
             conn.execute(updates.delete().where(updates.c.seen_at < time.time() - SEEN_FOR_S))
+            conn.execute(inbox.delete().where(inbox.c.received_at < time.time() - SEEN_FOR_S))
 
     # --- sending -------------------------------------------------------------------------------------------
 
@@ -179,6 +255,9 @@ class Outbox:
         ticks = 0
         while True:
             try:
+                if ticks % INBOX_RENEW_TICKS == 0:
+                    await self._db(self._renew_claims)
+                    await self._recover_orphans()
                 for chat_id in await self._db(self._due_chats):
                     await self.flush_chat(chat_id)
                 ticks += 1

@@ -5,7 +5,7 @@ loop. It answers /bot<token>/<method> the way api.telegram.org does
 ({"ok": true, "result": ...} or {"ok": false, "error_code", "description",
 "parameters": {"retry_after"}}), records every call (also the failed ones),
 and can be told to fail the next calls of a method with a status, a 429 with
-retry_after, or a delay.
+retry_after, or a delay, for every chat or for one chat only.
 """
 
 from __future__ import annotations
@@ -37,6 +37,10 @@ class Failure:
     retry_after: Optional[int] = None
     delay_s: float = 0.0
     description: str = ""
+    chat_id: Any = None  # None: any call of the method; else only calls to this chat
+
+    def applies_to(self, params: Dict[str, Any]) -> bool:
+        return self.chat_id is None or params.get("chat_id") == self.chat_id
 
 
 def telegram_credentials(folder: Path) -> Path:
@@ -73,11 +77,17 @@ class FakeTelegram:
     # ---- what tests use -------------------------------------------------------------------------
 
     def fail_next(self, method: str, status: int, times: int = 1, retry_after: Optional[int] = None,
-                  delay_s: float = 0.0, description: str = "") -> None:
-        """The next `times` calls of `method` answer `status` (after `delay_s`)."""
+                  delay_s: float = 0.0, description: str = "", chat_id: Any = None) -> None:
+        """The next `times` calls of `method` (to `chat_id` only, when given) answer `status` (after `delay_s`)."""
         with self._lock:
             self._failures.setdefault(method, []).extend(
-                [Failure(status, retry_after, delay_s, description)] * times)
+                [Failure(status, retry_after, delay_s, description, chat_id)] * times)
+
+    def clear_failures(self, chat_id: Any = None) -> None:
+        """Forgets the failures still to come (those for `chat_id` only, when given): Telegram is back."""
+        with self._lock:
+            for method, queue in self._failures.items():
+                self._failures[method] = [f for f in queue if chat_id is not None and f.chat_id != chat_id]
 
     def calls(self, method: Optional[str] = None, chat_id: Any = None, ok_only: bool = False) -> List[Call]:
         with self._lock:
@@ -122,7 +132,9 @@ class FakeTelegram:
             return self._answer(method, params, 401, {"ok": False, "error_code": 401, "description": "Unauthorized"})
         with self._lock:
             queue = self._failures.get(method) or []
-            failure = queue.pop(0) if queue else None
+            failure = next((f for f in queue if f.applies_to(params)), None)
+            if failure is not None:
+                queue.remove(failure)
         if failure is not None:
             if failure.delay_s:
                 await asyncio.sleep(failure.delay_s)
