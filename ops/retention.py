@@ -28,7 +28,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Optional
+from typing import Dict, List, Optional
 
 import sqlalchemy as sa
 
@@ -66,7 +66,7 @@ def purge(url: str, days: float, now: Optional[float] = None, dry_run: bool = Fa
                       .group_by(events.c.sender_id))
         old_counts = (sa.select(events.c.sender_id, sa.func.count()).where(old).group_by(events.c.sender_id))
         with engine.connect() as conn:
-            touched = dict(conn.execute(old_counts).all())
+            touched: Dict[str, int] = {sender: count for sender, count in conn.execute(old_counts).all()}
             emptied = sum(1 for _, _, newest in conn.execute(per_sender) if newest is not None and newest < cutoff)
         total = sum(touched.values())
         if not dry_run:

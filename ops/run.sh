@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Starts the whole assistant on this machine: checks the settings and the facts, trains when the
 # training data changed, writes the endpoints file, then hands over to the supervisor
-# (ops/supervise.py), which starts every process, restarts one that stops, and says where to
-# talk to the assistant once it answers. Ctrl+C stops everything.
+# (ops/supervise.py), which starts every process, restarts one that stops (logged to the terminal
+# and to $RUN_DIR/supervisor.log), rotates the logs, and says where to talk to the assistant once it
+# answers. Ctrl+C stops everything.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

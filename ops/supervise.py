@@ -2,9 +2,13 @@
 
 One process stopping no longer stops the assistant: it is restarted with
 back-off (1 s, doubling to 30 s; back to 1 s once it has run for a minute) and
-the others keep serving. Each process appends to its own log under RUN_DIR
-(rotated daily by ops/retention.py), so the evidence of a failure survives the
-restart. Ctrl+C or SIGTERM stops everything.
+the others keep serving. Each process appends to its own log under RUN_DIR, so
+the evidence of a failure survives the restart; what the supervisor did (starts,
+stops, restarts) goes to RUN_DIR/supervisor.log as well as to the terminal. Logs
+are rotated at start and then daily (here, whatever RETENTION_EVERY_HOURS says:
+with the retention process off they rotated never); logs, RUN_DIR and DATA_DIR are
+made owner-only at start, also when an older version created them readable by all.
+Ctrl+C or SIGTERM stops everything.
 
     python -m ops.supervise --endpoints var/run/endpoints.yml
 """
@@ -20,7 +24,7 @@ import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import List, Optional
+from typing import BinaryIO, List, Optional
 
 from clinic.settings import PROJECT_DIR, ConfigError, Settings
 from ops.alerts import configured_channels
@@ -46,10 +50,9 @@ class Program:
 
     def start(self, run_dir: Path) -> None:
         self.log = run_dir / f"{self.name}.log"
-        handle = self.log.open("ab")  # appended: the last crash's evidence stays
-        self.process = subprocess.Popen(self.command, cwd=PROJECT_DIR, stdout=handle, stderr=subprocess.STDOUT,
-                                        start_new_session=True)
-        handle.close()
+        with open_private_log(self.log) as handle:  # appended: the last crash's evidence stays
+            self.process = subprocess.Popen(self.command, cwd=PROJECT_DIR, stdout=handle, stderr=subprocess.STDOUT,
+                                            start_new_session=True)
         self.started_at = time.monotonic()
         self.restart_at = None
 
@@ -81,15 +84,82 @@ def answers(url: str) -> bool:
         return False
 
 
-def say(text: str) -> None:
-    print(time.strftime("%H:%M:%S ") + text, file=sys.stderr, flush=True)
+def open_private_log(path: Path) -> BinaryIO:
+    """Opens a log for appending, readable by this user only whatever the umask (logs hold conversation ids)."""
+    handle = os.fdopen(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600), "ab")
+    os.chmod(path, 0o600)  # created 0644 by an older version: made private too
+    return handle
+
+
+def make_private(run_dir: Path, data_dir: Path) -> List[Path]:
+    """RUN_DIR and DATA_DIR 0700, every log in RUN_DIR 0600; returns what was changed.
+
+    Why: an older version created logs 0644 and `make run` only ever tightened new files, so
+    logs from before stayed readable by every user of the machine.
+    """
+    changed: List[Path] = []
+    wanted = [(run_dir, 0o700), (data_dir, 0o700)] + [(log, 0o600) for log in sorted(run_dir.glob("*.log*"))]
+    for path, mode in wanted:
+        try:
+            if path.exists() and path.stat().st_mode & 0o777 != mode:
+                os.chmod(path, mode)
+                changed.append(path)
+        except OSError as exc:  # not ours (a shared DATA_DIR): said, and the assistant still starts
+            say(f"Could not make {path} readable by this user only: {exc}")
+    return changed
+
+
+def say(text: str, log: Optional[Path] = None) -> None:
+    """To the terminal and, when given, appended to the supervisor's own log."""
+    line = time.strftime("%H:%M:%S ") + text
+    print(line, file=sys.stderr, flush=True)
+    if log is not None:
+        try:
+            with open_private_log(log) as handle:
+                handle.write(time.strftime("%Y-%m-%d ").encode() + line.encode() + b"\n")
+        except OSError as exc:  # a full disk must not stop the supervisor from restarting what stopped
+            print(f"(could not write {log}: {exc})", file=sys.stderr, flush=True)
 
 
 class Supervisor:
+    """Starts `items`, restarts each that stops after its back-off, rotates the logs under RUN_DIR.
+
+    Everything it needs comes in (settings for RUN_DIR, DATA_DIR and RETENTION_DAYS, the
+    program list), so tests run it on dummy programs without Rasa.
+    """
+
     def __init__(self, settings: Settings, items: List[Program]) -> None:
         self.settings = settings
         self.items = items
         self.stopping = False
+        self.rotated_on = ""  # the UTC day the logs were last rotated
+
+    @property
+    def log(self) -> Path:
+        return self.settings.run_dir / "supervisor.log"
+
+    def say(self, text: str) -> None:
+        say(text, self.log)
+
+    def prepare(self) -> None:
+        """Before anything starts: folders and logs owner-only, the previous run's logs rotated."""
+        self.settings.run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        for path in make_private(self.settings.run_dir, self.settings.data_dir):
+            self.say(f"Made {path} readable by this user only")
+        self.rotate_if_due()
+
+    def rotate_if_due(self) -> None:
+        """Rotates the logs once per UTC day (at start, then at each new day), deleting old rotated ones."""
+        from ops.retention import rotate_logs
+
+        today = time.strftime("%Y%m%d", time.gmtime())
+        if today == self.rotated_on:
+            return
+        self.rotated_on = today
+        try:
+            rotate_logs(self.settings.run_dir, self.settings.retention_days)
+        except OSError as exc:
+            self.say(f"Could not rotate the logs in {self.settings.run_dir}: {exc}")
 
     def check(self) -> None:
         """Restarts what stopped, after its back-off."""
@@ -104,13 +174,13 @@ class Supervisor:
                 continue
             if item.restart_at is None:
                 item.restart_at = now + item.backoff_s
-                say(f"{item.name} stopped (exit code {code}); restarting it in {item.backoff_s:g} s "
-                    f"(log: {item.log})")
+                self.say(f"{item.name} stopped (exit code {code}); restarting it in {item.backoff_s:g} s "
+                         f"(log: {item.log})")
                 item.backoff_s = min(item.backoff_s * 2, MAX_BACKOFF_S)
             elif now >= item.restart_at:
                 item.restarts += 1
                 item.start(self.settings.run_dir)
-                say(f"{item.name} restarted (restart {item.restarts})")
+                self.say(f"{item.name} restarted (restart {item.restarts})")
 
     def stop(self) -> None:
         self.stopping = True
@@ -140,17 +210,18 @@ class Supervisor:
         return not waiting
 
     def run(self) -> int:
-        self.settings.run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.prepare()
         for item in self.items:
             item.start(self.settings.run_dir)
-        say(f"Starting {', '.join(i.name for i in self.items)} (logs in {self.settings.run_dir}/)")
+        self.say(f"Starting {', '.join(i.name for i in self.items)} (logs in {self.settings.run_dir}/)")
         if not self.wait_until_ready():
-            say(f"The assistant did not start within {READY_TIMEOUT_S:g} s; see {self.settings.run_dir}/*.log")
+            self.say(f"The assistant did not start within {READY_TIMEOUT_S:g} s; see {self.settings.run_dir}/*.log")
             self.stop()
             return 1
         print(banner(self.settings), file=sys.stderr, flush=True)
         while not self.stopping:
             self.check()
+            self.rotate_if_due()
             time.sleep(0.5)
         return 0
 
@@ -191,7 +262,7 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     def on_signal(signum: int, _frame: object) -> None:
         if not supervisor.stopping:
-            say("Stopping ...")
+            supervisor.say("Stopping ...")
             supervisor.stop()
 
     signal.signal(signal.SIGINT, on_signal)

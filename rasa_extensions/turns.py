@@ -77,14 +77,16 @@ async def run_prediction_loop(self: Any, output_channel: Any, tracker: Any) -> N
     if said:
         alert_staff(tracker, said, text)
         return
-    for reply in fallback(text):
+    stored = []
+    for reply in fallback(text):  # the urgent answer may come in two messages: the patient's language, then English
         kind = "urgent" if (reply.get("custom") or {}).get("urgent") else "apology"
         data = {"custom": reply["custom"]} if "custom" in reply else {}
         event = BotUttered(reply["text"], data=data, metadata={"clinic": {"kind": kind, "facts": [],
                                                                           "reason": "no reply"}})
         tracker.update(event)
+        stored.append(event)
         await output_channel.send_response(tracker.sender_id, reply)
-        alert_staff(tracker, [event], text)
+    alert_staff(tracker, stored, text)  # once per turn, however many messages it took
 
 
 def alert_staff(tracker: Any, said: List[Any], text: str) -> None:

@@ -4,10 +4,12 @@ Patients send numbered messages with a message_id, as the widget does, and
 retry with the same id after a 503 or a dropped connection (a load balancer may
 send the retry to the other instance). Meanwhile a test stops PostgreSQL, stops
 Redis, kills an instance, fills the SQLite disk or has its disk turn read-only
-after an error. Afterwards every conversation is read from the database and
-counted: sent, stored, lost, duplicated, out of order; every answer a patient
-got was either a real answer (and then the message is stored) or a 503 that
-said so.
+after an error (on a mounted tmpfs or ext4 image where the machine allows mounting,
+else through the Rasa process's file size limit: class Disk). Afterwards every
+conversation is read from the database and counted: sent, stored, lost,
+duplicated, out of order (printed for each run, and in a failure's message);
+every answer a patient got was either a real answer (and then the message is
+stored) or a 503 with Retry-After that said so.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import resource
 import signal
 import subprocess
 import threading
@@ -87,7 +90,10 @@ def talk(instances: List[Stack], patient: Patient, pause: Callable[[], None],
                     patient.told_503 += 1
                     if not reply.json().get("text"):
                         patient.unexpected.append(f"{message_id}: a 503 that tells the patient nothing")
-                    time.sleep(min(float(reply.headers.get("Retry-After", 1)), 2.0))
+                    retry_after = reply.headers.get("Retry-After", "")
+                    if not retry_after.isdigit():  # the widget and load balancers wait by it: never missing
+                        patient.unexpected.append(f"{message_id}: a 503 without Retry-After ({retry_after!r})")
+                    time.sleep(min(float(retry_after) if retry_after.isdigit() else 1.0, 2.0))
                     continue
                 patient.unexpected.append(f"{message_id}: HTTP {reply.status_code} {reply.text[:100]}")
                 break
@@ -126,22 +132,52 @@ def run_with_fault(instances: List[Stack], url: str, fault: Callable[[], None],
     return results
 
 
-def check_the_record(patients: List[Patient], url: str, unanswered_ok: bool = False) -> None:
+@dataclass
+class Counts:
+    """One run's record, in messages: what the issue's table counts."""
+    sent: int = 0
+    stored: int = 0
+    lost: int = 0
+    duplicated: int = 0
+    out_of_order: int = 0
+    told_503: int = 0
+
+    def add(self, sent: int, stored: int, lost: int, duplicated: int, out_of_order: int, told_503: int) -> None:
+        self.sent += sent
+        self.stored += stored
+        self.lost += lost
+        self.duplicated += duplicated
+        self.out_of_order += out_of_order
+        self.told_503 += told_503
+
+    def __str__(self) -> str:
+        return (f"sent {self.sent}, stored {self.stored}, lost {self.lost}, duplicated {self.duplicated}, "
+                f"out of order {self.out_of_order} (503s told {self.told_503})")
+
+
+def check_the_record(patients: List[Patient], url: str, unanswered_ok: bool = False) -> Counts:
+    """Reads every patient's conversation back; asserts 0 lost, 0 duplicated, 0 out of order, and says the counts."""
     problems: Dict[str, Dict[str, object]] = {}
+    counts = Counts()
     for patient in patients:
         stored = stored_message_ids(url, Stack.conversation_id(patient.sender))
         answered = patient.answered if unanswered_ok else patient.sent
         lost = [m for m in answered if m not in stored]
         duplicated = sorted({m for m in stored if stored.count(m) > 1})
-        stored_sent = [m for m in stored if m in patient.sent]
-        in_order = stored_sent == patient.sent[:len(stored_sent)]  # a refused message may be stored, after
+        stored_sent = list(dict.fromkeys(m for m in stored if m in patient.sent))  # first time each was stored
+        # A refused message may be missing at the end (unanswered_ok): compare what was stored, in order.
+        misplaced = [m for m, expected in zip(stored_sent, patient.sent, strict=False) if m != expected]
         unanswered = [] if unanswered_ok else [m for m in patient.sent if m not in patient.answered]
+        counts.add(len(patient.sent), len(stored_sent), len(lost), len(duplicated), len(misplaced), patient.told_503)
         if unanswered_ok and patient.sent[len(answered):] and not patient.told_503:
             patient.unexpected.append("a message neither answered nor refused with a 503")
-        if lost or duplicated or not in_order or unanswered or patient.unexpected:
-            problems[patient.sender] = {"lost": lost, "duplicated": duplicated, "in_order": in_order,
+        if lost or duplicated or misplaced or unanswered or patient.unexpected:
+            problems[patient.sender] = {"lost": lost, "duplicated": duplicated, "out_of_order": misplaced,
                                         "unanswered": unanswered, "unexpected": patient.unexpected}
-    assert problems == {}, json.dumps(problems, indent=1)[:3000]
+    test = os.environ.get("PYTEST_CURRENT_TEST", "").split("::")[-1].split(" ")[0]
+    print(f"\n{test}: {counts}")
+    assert problems == {}, f"{counts}\n" + json.dumps(problems, indent=1)[:3000]
+    return counts
 
 
 # --- two instances on PostgreSQL and Redis -----------------------------------------------------------------------
@@ -185,33 +221,87 @@ def test_an_instance_killed_under_load_strands_nobody(cluster: Cluster) -> None:
 
 # --- one instance on SQLite: a full disk, a disk turned read-only ---------------------------------------------------
 
+# Where mounting is not allowed (no root, or a container without CAP_SYS_ADMIN) the disk tests use a
+# plain folder and a per-process file size limit instead; FAULT_DISK=limit forces that here too.
+FORCE_LIMIT = os.environ.get("FAULT_DISK") == "limit"
+
+
+@dataclass
+class Disk:
+    """The SQLite folder's disk, and how a test makes it full or read-only.
+
+    Mounted: a tmpfs filled with dd, or an ext4 image turned read-only by a disk error.
+    Not mounted: a plain folder; the Rasa process's RLIMIT_FSIZE is lowered to the size of the
+    write-ahead log (where every commit goes), so each write that would grow a file fails with
+    EFBIG (CPython ignores SIGXFSZ), as writes fail on a full disk. Raising it again frees the
+    "disk"; a disk error keeps it for good. Rasa's own log fails to grow meanwhile too.
+    """
+
+    folder: Path
+    mounted: bool
+
+    @property
+    def data(self) -> Path:
+        return self.folder / "data"
+
+    def limit_writes(self, stack: Stack) -> None:
+        assert stack.rasa is not None
+        wal = self.data / "conversations.db-wal"
+        size = wal.stat().st_size if wal.exists() else (self.data / "conversations.db").stat().st_size
+        resource.prlimit(stack.rasa.pid, resource.RLIMIT_FSIZE, (size, resource.RLIM_INFINITY))
+
+    def fill(self, stack: Stack) -> None:
+        if self.mounted:
+            subprocess.run(["dd", "if=/dev/zero", f"of={self.folder / 'filler'}", "bs=1M", "count=64"],
+                           capture_output=True)
+        else:
+            self.limit_writes(stack)
+
+    def free(self, stack: Stack) -> None:
+        if self.mounted:
+            (self.folder / "filler").unlink()
+        else:
+            assert stack.rasa is not None
+            resource.prlimit(stack.rasa.pid, resource.RLIMIT_FSIZE, (resource.RLIM_INFINITY,) * 2)
+
+    def fail(self, stack: Stack) -> None:
+        """A disk error: the kernel makes the file system read-only, for good (the limit stays, unmounted)."""
+        if self.mounted:
+            disk_error(self.folder)
+        else:
+            self.limit_writes(stack)
+
+
 @contextlib.contextmanager
-def mounted(mount: Path, *source: str) -> Iterator[Path]:
-    """`mount <source> <mount>` for the test (root can mount here; elsewhere the test is skipped)."""
-    mount.mkdir()
-    done = subprocess.run(["mount", *source, str(mount)], capture_output=True, text=True)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount {source[-1]} here: {done.stderr.strip()}")
+def disk_at(mount: Path, *source: str) -> Iterator[Disk]:
+    """`mount <source> <mount>` for the test; a plain folder (Disk.mounted False) where mounting is not
+    allowed, or without a source."""
+    mount.mkdir(mode=0o700)
+    mountable = source and not FORCE_LIMIT
+    done = subprocess.run(["mount", *source, str(mount)], capture_output=True, text=True) if mountable else None
+    if done is None or done.returncode != 0:
+        yield Disk(mount, mounted=False)
+        return
     try:
-        yield mount
+        yield Disk(mount, mounted=True)
     finally:
         subprocess.run(["umount", "-l", str(mount)], capture_output=True)
 
 
-def stack_on(tmp_path: Path, disk: Path) -> ContextManager[Stack]:
+def stack_on(tmp_path: Path, disk: Disk) -> ContextManager[Stack]:
     """The embedded stack (SQLite) with its data folder on `disk`, running."""
-    return running(store_stack(tmp_path / "stack", {"DATA_DIR": str(disk / "data")}))
+    return running(store_stack(tmp_path / "stack", {"DATA_DIR": str(disk.data)}))
 
 
 @pytest.fixture
-def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """A 16 MB tmpfs for the SQLite folder."""
-    with mounted(tmp_path / "disk", "-t", "tmpfs", "-o", "size=16m,mode=0700", "tmpfs") as disk:
+def small_disk(tmp_path: Path) -> Iterator[Disk]:
+    """A 16 MB tmpfs for the SQLite folder (or a plain folder and the file size limit)."""
+    with disk_at(tmp_path / "disk", "-t", "tmpfs", "-o", "size=16m,mode=0700", "tmpfs") as disk:
         yield disk
 
 
 @pytest.fixture
-def embedded(tmp_path: Path, small_disk: Path) -> Iterator[Stack]:
+def embedded(tmp_path: Path, small_disk: Disk) -> Iterator[Stack]:
     with stack_on(tmp_path, small_disk) as stack:
         yield stack
 
@@ -220,33 +310,31 @@ def sqlite_url(stack: Stack) -> str:
     return Settings.from_env(stack.env).conversations_url
 
 
-def test_a_full_disk_is_told_and_nothing_is_lost(embedded: Stack, small_disk: Path) -> None:
-    filler = small_disk / "filler"
-
+def test_a_full_disk_is_told_and_nothing_is_lost(embedded: Stack, small_disk: Disk) -> None:
     def fill() -> None:
-        subprocess.run(["dd", "if=/dev/zero", f"of={filler}", "bs=1M", "count=64"], capture_output=True)
+        small_disk.fill(embedded)
         time.sleep(OUTAGE_S)
-        filler.unlink()
+        small_disk.free(embedded)
 
     patients = run_with_fault([embedded], sqlite_url(embedded), fill)
     assert sum(p.told_503 for p in patients) > 0, "the full disk was never noticed: the test proved nothing"
 
 
 @pytest.fixture
-def failing_disk(tmp_path: Path) -> Iterator[Path]:
+def failing_disk(tmp_path: Path) -> Iterator[Disk]:
     """An ext4 disk (a loop-mounted image) that turns read-only on its first error, as data disks are mounted.
 
     Rasa keeps the SQLite file open for writing, so Linux refuses a plain remount read-only;
     what makes a disk read-only under a running service is the kernel after a disk error,
     which ext4's `trigger_fs_error` raises on purpose. It cannot be undone while mounted.
+    Without mkfs.ext4 or mount rights: a plain folder and the file size limit (Disk).
     """
     image = tmp_path / "disk.img"
     with image.open("wb") as out:
         out.truncate(64 * 2**20)
     made = subprocess.run(["mkfs.ext4", "-q", str(image)], capture_output=True, text=True)
-    if made.returncode != 0:
-        pytest.skip(f"cannot make an ext4 image here: {made.stderr.strip()}")
-    with mounted(tmp_path / "ext4", "-o", "loop,errors=remount-ro", str(image)) as disk:
+    source = ["-o", "loop,errors=remount-ro", str(image)] if made.returncode == 0 else []
+    with disk_at(tmp_path / "ext4", *source) as disk:
         yield disk
 
 
@@ -260,39 +348,57 @@ def disk_error(mount: Path) -> None:
 
 
 @pytest.fixture
-def on_failing_disk(tmp_path: Path, failing_disk: Path) -> Iterator[Stack]:
+def on_failing_disk(tmp_path: Path, failing_disk: Disk) -> Iterator[Stack]:
     with stack_on(tmp_path, failing_disk) as stack:
         yield stack
 
 
 def test_a_disk_turned_read_only_is_told_and_nothing_stored_is_lost(on_failing_disk: Stack,
-                                                                    failing_disk: Path) -> None:
-    patients = run_with_fault([on_failing_disk], sqlite_url(on_failing_disk), lambda: disk_error(failing_disk),
-                              retry_deadline_s=OUTAGE_S)
+                                                                    failing_disk: Disk) -> None:
+    patients = run_with_fault([on_failing_disk], sqlite_url(on_failing_disk),
+                              lambda: failing_disk.fail(on_failing_disk), retry_deadline_s=OUTAGE_S)
     assert sum(p.told_503 for p in patients) > 0, "the read-only disk was never noticed: the test proved nothing"
     health = requests.get(f"{on_failing_disk.url}/webhooks/rest/", timeout=30)
     assert health.status_code == 503 and "conversations.db" in health.json()["problem"]
 
 
-def test_the_health_check_writes_for_real(on_failing_disk: Stack, failing_disk: Path) -> None:
+def test_the_health_check_writes_for_real(on_failing_disk: Stack, failing_disk: Disk) -> None:
     health = f"{on_failing_disk.url}/webhooks/rest/"
     assert requests.get(health, timeout=30).status_code == 200
-    disk_error(failing_disk)  # reading still works: only a real write finds it
+    failing_disk.fail(on_failing_disk)  # reading still works: only a real write finds it
     reply = requests.get(health, timeout=30)
     assert reply.status_code == 503 and "conversations.db" in reply.json()["problem"]
 
 
-def test_an_unwritable_store_stops_start_up_and_names_the_path(tmp_path: Path, small_disk: Path) -> None:
-    data = small_disk / "data"
-    data.mkdir()
-    subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
-    stack = store_stack(tmp_path / "stack", {"DATA_DIR": str(data)})
-    try:
-        with pytest.raises(RuntimeError):
-            stack.start_rasa()
-    finally:
-        stop(stack.rasa)
-        subprocess.run(["mount", "-o", "remount,rw", str(small_disk)], check=True)
+@contextlib.contextmanager
+def unwritable_folder(disk: Disk) -> Iterator[Path]:
+    """A data folder Rasa cannot write: its disk remounted read-only; unmounted, a folder without write
+    permission (root ignores permissions, so for root a /proc folder, where nobody can create a file)."""
+    if disk.mounted:
+        disk.data.mkdir()
+        subprocess.run(["mount", "-o", "remount,ro", str(disk.folder)], check=True)
+        try:
+            yield disk.data
+        finally:
+            subprocess.run(["mount", "-o", "remount,rw", str(disk.folder)], check=True)
+    elif os.geteuid() == 0:
+        yield Path(f"/proc/{os.getpid()}")
+    else:
+        disk.data.mkdir(mode=0o500)
+        try:
+            yield disk.data
+        finally:
+            disk.data.chmod(0o700)
+
+
+def test_an_unwritable_store_stops_start_up_and_names_the_path(tmp_path: Path, small_disk: Disk) -> None:
+    with unwritable_folder(small_disk) as data:
+        stack = store_stack(tmp_path / "stack", {"DATA_DIR": str(data)})
+        try:
+            with pytest.raises(RuntimeError):
+                stack.start_rasa()
+        finally:
+            stop(stack.rasa)
     log = (tmp_path / "stack" / "rasa.log").read_text()
     assert f"{data}/conversations.db" in log
 

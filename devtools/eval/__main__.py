@@ -1,6 +1,6 @@
 """`make eval`: every evaluation set end to end through the real servers; figures per set and category.
 
-Trains first when the data changed (`rasa train`, skipped otherwise), starts the real action
+Trains first when the data changed (ops.models, as `make train`: skipped otherwise), starts the real action
 server and Rasa server with the latest model (devtools/harness/servers.py), sends every
 message of tests/eval/{dev,locked}/ and tests/nlu/test_set.yml over REST, each as the first
 message of a new conversation, and prints right / wrong / did-you-mean, off-topic given a
@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import subprocess
 import sys
 import tempfile
 import time
@@ -33,7 +32,7 @@ from devtools.eval.report import markdown, print_scores, print_unseen, summary, 
 from devtools.eval.run import Outcome, run_in_process, run_rest
 from devtools.eval.score import score
 from devtools.eval.sets import SPLITS, load_split, norm, training_texts
-from devtools.harness.servers import BIN, PROJECT, Stack, latest_model, private_fact_store, served_snapshot
+from devtools.harness.servers import PROJECT, Stack, latest_model, private_fact_store, served_snapshot
 
 DOC = PROJECT / "docs" / "evaluation.md"
 IMAGE = PROJECT / "docs" / "images" / "confusion.png"
@@ -57,8 +56,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--model", type=Path, default=None, help="a model other than the latest (comparisons)")
     args = parser.parse_args(argv)
 
-    if not args.no_train:
-        subprocess.run([str(BIN / "rasa"), "train"], cwd=PROJECT, check=True, stdout=subprocess.DEVNULL)
+    if not args.no_train:  # through ops.models: a stamped model, trained only when the data changed, pruned
+        from ops import models
+
+        if models.train() != 0:
+            return 1
     splits = list(SPLITS) if args.split == "all" else [args.split]
     examples = [e for split in splits for e in load_split(split)]
     model = args.model or latest_model()
