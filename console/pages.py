@@ -12,6 +12,7 @@ import datetime as dt
 import time
 from collections import Counter
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
@@ -45,7 +46,7 @@ GROUPS_SHOWN = 100
 EXAMPLES_SHOWN = 8
 TOPICS_CHARTED = 15
 ALERTS_READ = 1000  # the newest staff alerts read for the urgent page's outcomes
-ALERT_KINDS = {"urgent": "Urgent", "person": "Asked for a person"}
+ALERT_KINDS = {"urgent": "Urgent", "person": "Asked for a person", "callback": "Callback request"}
 ALERT_STATES = {"sent": "sent", "pending": "pending (retrying)", "failed": "FAILED", "off": "off"}
 SPECIAL_TOPICS = {"nlu_fallback": "Not understood", "out_of_scope": "Out of scope",
                   "request_human": "Asked for a person", "report_complication": "Reported a complication"}
@@ -55,7 +56,12 @@ environment = Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=se
 
 
 def when(timestamp: float) -> str:
-    return time.strftime("%a %d %b %Y, %H:%M", time.localtime(timestamp))
+    return _minute(int(timestamp // 60))
+
+
+@lru_cache(maxsize=65536)  # an export of a week's conversations formats some 40,000 times, a few thousand minutes
+def _minute(minute: int) -> str:
+    return time.strftime("%a %d %b %Y, %H:%M", time.localtime(minute * 60))
 
 
 def number(value: int) -> str:
@@ -225,8 +231,11 @@ class Views:
         return reasons
 
     def _unanswered(self, period: Period) -> Tuple[List[similarity.Group[Message]], Dict[int, set], int]:
-        reasons = self.unanswered_reasons(period)
-        messages = queries.messages_by_id(self.db, reasons)
+        summary = self.summaries.period(period)
+        reasons = self.unanswered_reasons(period, summary)
+        messages = dict(summary.unanswered)  # read with the day's figures; only the thumbed-down ones by id here
+        messages.update(queries.messages_by_id(self.db, (i for i in reasons if i not in messages)))
+        messages = {i: m for i, m in messages.items() if i in reasons}
         ordered = sorted(messages.values(), key=lambda m: -m.id)
         groups, left_out = similarity.group(ordered, lambda m: m.text)
         return groups, reasons, left_out
@@ -308,6 +317,12 @@ class Views:
                  "error": a["last_error"] or "", "failed": "failed" in (a["telegram"], a["email"]),
                  "link": links.get(a["conversation_id"])} for a in alerts]
 
+    def alerts_rows(self, period: Period) -> Tuple[List[str], List[List[Any]]]:
+        """The staff alerts' outcomes, as the urgent page lists them (no patient's words: they are not shown)."""
+        return (["queued", "what", "channel", "telegram", "e-mail", "attempts", "last error"],
+                [[when(a["at"]), a["what"], a["channel"], a["telegram"], a["email"], a["attempts"], a["error"]]
+                 for a in self.alert_outcomes(period)])
+
     def urgent_rows(self, period: Period, only_open: bool) -> Tuple[List[str], List[List[Any]]]:
         rows = []
         for message, kind, handled in self._alerts(period, only_open):
@@ -380,11 +395,13 @@ class Views:
         names = self.topic_names()
         lines = []
         for line in found.lines:
-            text = line.text if (reveal or line.who != "patient") else mask(line.text)
+            # Every line is masked, the assistant's too: the callback form repeats the patient's name and number
+            # ("Shall I call Maria on +1 555 ...?"), so masking only the patient's lines would show them anyway.
+            text = line.text if reveal else mask(line.text)
             topic = self.topic_name(line.intent, names) if line.intent else ""
             lines.append({"line": line, "text": text, "topic": topic,
                           "outcome": OUTCOME_LABELS.get(line.outcome or "", ""), "highlight": line.id == event_id})
-        hidden = any(line.who == "patient" and has_contact_details(line.text) for line in found.lines)
+        hidden = any(has_contact_details(line.text) for line in found.lines)
         return {"transcript": found, "lines": lines, "channel": CHANNEL_LABELS[found.channel], "event_id": event_id,
                 "revealed": reveal, "has_hidden": hidden and not reveal}
 

@@ -175,6 +175,8 @@ def unescape(stored: Optional[str]) -> str:
     """A JSON string's content as stored (escaped) -> the text."""
     if not stored:
         return ""
+    if "\\" not in stored:  # nothing escaped (most messages): the text as it is
+        return stored
     try:
         return str(json.loads(f'"{stored}"'))
     except ValueError:
@@ -361,14 +363,20 @@ def search(db: Database, period: Period, criteria: Search, limit: int = 50, offs
     condition = " AND ".join(where)
     total = execute(db, f"SELECT COUNT(DISTINCT sender_id) FROM events WHERE {condition}", params)[0][0] \
         if count else None
+    # One query, the first matching message's text read by its id for each conversation listed: an export of every
+    # conversation of a week (20,000 and more) used to fetch those texts in a second round of batches, most of its
+    # time (docs/benchmarks.md). A subquery, not a join: PostgreSQL's planner merge-joins the whole table otherwise.
     page = f"""
-        SELECT sender_id, MIN(id), MIN(timestamp), MAX(timestamp), COUNT(*) FROM events WHERE {condition}
-        GROUP BY sender_id ORDER BY MAX(timestamp) DESC, sender_id LIMIT :limit OFFSET :offset"""
+        SELECT found.sender_id, found.first_id, found.started, found.last, found.messages,
+               (SELECT {sql.message_text('e.data')} FROM events AS e WHERE e.id = found.first_id)
+        FROM (SELECT sender_id, MIN(id) AS first_id, MIN(timestamp) AS started, MAX(timestamp) AS last,
+                     COUNT(*) AS messages
+              FROM events WHERE {condition}
+              GROUP BY sender_id ORDER BY MAX(timestamp) DESC, sender_id LIMIT :limit OFFSET :offset) AS found
+        ORDER BY found.last DESC, found.sender_id"""
     rows = execute(db, page, {**params, "limit": limit, "offset": offset})
-    firsts = messages_by_id(db, (int(r[1]) for r in rows))
-    listed = [ConversationRow(int(first), sender, float(started), float(last), int(count),
-                              firsts[int(first)].text if int(first) in firsts else "")
-              for sender, first, started, last, count in rows]
+    listed = [ConversationRow(int(first), sender, float(started), float(last), int(messages), unescape(text))
+              for sender, first, started, last, messages, text in rows]
     return (int(total or 0) if count else len(listed)), listed
 
 
@@ -466,7 +474,10 @@ def callback_requests(db: Database, event_id: Optional[int] = None) -> List[Call
         query += " AND sender_id = (SELECT sender_id FROM events WHERE id = :id)"
         params["id"] = event_id
     latest: Dict[str, Optional[CallbackRequest]] = {}
-    for row_id, sender_id, timestamp, data in execute(db, query + " ORDER BY id DESC", params):
+    # Sorted here, not by the database: with ORDER BY id SQLite walks the whole table backwards instead of
+    # using the index on action_name (seconds at 100,000 conversations).
+    rows = sorted(execute(db, query, params), key=lambda row: -int(row[0]))
+    for row_id, sender_id, timestamp, data in rows:
         if sender_id in latest:
             continue
         try:

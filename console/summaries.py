@@ -31,12 +31,14 @@ from console.queries import (
     LOW_CONFIDENCE,
     OUT_OF_SCOPE,
     REQUEST_HUMAN,
+    Message,
     Period,
     Sql,
     channel_of,
     epoch_day,
     outcome_of,
     parse_clinic,
+    unescape,
 )
 
 Fingerprint = Tuple[int, int, int]  # (patient messages, highest id, sum of ids)
@@ -57,6 +59,10 @@ class Summary:
     failed: Dict[int, str] = field(default_factory=dict)  # message id -> clarify | out_of_scope | handoff
     low_confidence: Set[int] = field(default_factory=set)  # message ids
     alerts: Dict[int, str] = field(default_factory=dict)  # message id -> urgent | request | handoff
+    # The failed and low-confidence messages themselves, read in the same pass (the Unanswered page groups their
+    # words): a month of them is some 27,000 messages, which cost most of that page's second when fetched by id.
+    # In memory only, and recomputed with the day: a deleted conversation's words go when its day's fingerprint does.
+    unanswered: Dict[int, Message] = field(default_factory=dict)
     daily: Dict[dt.date, Dict[str, Tuple[int, int]]] = field(default_factory=dict)  # day -> channel -> (convs, msgs)
 
     @property
@@ -80,6 +86,7 @@ class Summary:
         self.failed.update(other.failed)
         self.low_confidence.update(other.low_confidence)
         self.alerts.update(other.alerts)
+        self.unanswered.update(other.unanswered)
         self.daily.update(other.daily)
 
 
@@ -99,12 +106,14 @@ def summarise_day(db: Database, day: dt.date, tz: int) -> Summary:
     query = f"""
         SELECT u.id, u.sender_id, u.intent_name, {sql.json_path('u.data', 'parse_data', 'intent', 'confidence')},
                (SELECT {sql.json_object('b.data', 'metadata', 'clinic')} FROM events b
-                WHERE b.sender_id = u.sender_id AND b.type_name = 'bot' AND b.id > u.id ORDER BY b.id LIMIT 1)
+                WHERE b.sender_id = u.sender_id AND b.type_name = 'bot' AND b.id > u.id ORDER BY b.id LIMIT 1),
+               u.timestamp, {sql.message_text('u.data')}
         FROM events u
         WHERE u.type_name = 'user' AND u.timestamp >= :start AND u.timestamp < :end"""
     summary = Summary()
     cache: Dict[str, Tuple[Optional[str], Tuple[str, ...]]] = {}
-    for event_id, sender_id, intent, confidence, clinic in execute(db, query, {"start": start, "end": start + 86400}):
+    rows = execute(db, query, {"start": start, "end": start + 86400})
+    for event_id, sender_id, intent, confidence, clinic, timestamp, text in rows:
         channel = channel_of(sender_id)
         summary.messages[channel] += 1
         summary.senders.setdefault(channel, set()).add(sender_id)
@@ -118,6 +127,9 @@ def summarise_day(db: Database, day: dt.date, tz: int) -> Summary:
         elif (confidence is not None and intent not in (FALLBACK, OUT_OF_SCOPE) and kind != CALLBACK_KIND
               and float(confidence) < LOW_CONFIDENCE):  # a name or a time typed into the callback form is no question
             summary.low_confidence.add(message)
+        if message in summary.failed or message in summary.low_confidence:
+            summary.unanswered[message] = Message(message, sender_id, float(timestamp or 0), unescape(text), intent,
+                                                  None)
         alert = _alert(kind, intent, facts)
         if alert:
             summary.alerts[message] = alert

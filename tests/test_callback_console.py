@@ -20,6 +20,7 @@ import pytest
 import requests
 import sqlalchemy as sa
 
+from clinic import callbacks
 from clinic.fact_store import FactStore
 from clinic.settings import Settings
 from console import auth, queries
@@ -63,7 +64,8 @@ def add_alerts(url: str) -> None:
     with engine.begin() as conn:
         for conversation, kind, telegram, email, error in (
                 (A, "person", "sent", "off", None),
-                (B, "urgent", "failed", "sent", "telegram: TelegramApiError: 403 Forbidden")):
+                (B, "urgent", "failed", "sent", "telegram: TelegramApiError: 403 Forbidden"),
+                (C, "callback", "sent", "sent", None)):
             conn.execute(alerts_module.table.insert().values(
                 conversation_id=conversation, kind=kind, channel="rest", words="words", created_at=NOW - 100,
                 telegram=telegram, email=email, attempts=3, next_at=NOW, last_error=error))
@@ -125,13 +127,56 @@ def test_a_deleted_conversation_takes_its_request_with_it(db: Database) -> None:
     assert [r.sender_id for r in queries.callback_requests(db)] == [A]
 
 
+def form_rows(sender: str, at: float, name: str, phone: str) -> List[events.Row]:
+    """A conversation through the callback form, with the form's own questions and confirmation (the fact store's
+    texts, filled in as clinic/callbacks.py fills them)."""
+    snapshot = FactStore.from_settings(Settings.from_env({})).current()
+    values = {"name": name, "phone": phone, "time": "after 4pm", "days": "30"}
+    turns = [("call me back", callbacks.START), (name, callbacks.ASK[callbacks.PHONE]),
+             (phone, callbacks.ASK[callbacks.TIME]), ("after 4pm", callbacks.ASK[callbacks.CONSENT]),
+             ("yes", callbacks.CONFIRMED)]
+    rows = events.session_start(sender, at)
+    for n, (said, fact) in enumerate(turns):
+        rows.append(events.user(sender, said, "request_callback" if n == 0 else "inform", 0.9, at + n * 10 + 1))
+        rows.append(events.bot(sender, callbacks.fill(snapshot, fact, values), {"kind": "callback", "facts": [fact]},
+                               at + n * 10 + 2))
+    rows.append(events.slot(sender, callbacks.REQUEST_SLOT, request(name, phone), at + 60))
+    return rows
+
+
+def test_a_transcript_through_the_form_hides_the_number_in_the_assistants_lines_too(db: Database,
+                                                                                      tmp_path: Path) -> None:
+    """The form repeats the number in its consent question and its confirmation: masked like the patient's."""
+    phone = "+1 (555) 010-0177"
+    with db.engine.begin() as conn:
+        conn.execute(events.EVENTS.insert(), form_rows("web:formtranscript", NOW - 200, "Robin Hale", phone))
+    views = views_for(db, tmp_path)
+    [request_] = [r for r in queries.callback_requests(db) if r.sender_id == "web:formtranscript"]
+    shown = views.conversation(request_.id, reveal=False)
+    assert shown is not None and shown["has_hidden"]
+    said = [line["text"] for line in shown["lines"] if line["line"].who == "assistant"]
+    assert len(said) == 5 and not any("555" in text for text in said)
+    assert sum("[phone hidden]" in text for text in said) >= 2  # the consent question and the confirmation
+    assert not any("555" in line["text"] for line in shown["lines"])
+    revealed = views.conversation(request_.id, reveal=True)
+    assert revealed is not None and not revealed["has_hidden"] and revealed["revealed"]
+    assert sum(phone in line["text"] for line in revealed["lines"] if line["line"].who == "assistant") >= 2
+
+
 def test_alert_outcomes_for_the_urgent_page(db: Database, tmp_path: Path) -> None:
     views = views_for(db, tmp_path)
     outcomes = views.alert_outcomes(Period.last_days(1))
     assert [(a["what"], a["telegram"], a["email"], a["failed"]) for a in outcomes] == [
-        ("Urgent", "FAILED", "sent", True), ("Asked for a person", "sent", "off", False)]
-    assert outcomes[0]["error"].startswith("telegram: TelegramApiError") and outcomes[0]["link"]
+        ("Callback request", "sent", "sent", False), ("Urgent", "FAILED", "sent", True),
+        ("Asked for a person", "sent", "off", False)]
+    assert outcomes[1]["error"].startswith("telegram: TelegramApiError") and outcomes[1]["link"]
     assert views.urgent(Period.last_days(1), False, 1)["alerts_failed"] == 1
+    header, rows = views.alerts_rows(Period.last_days(1))  # the same list as CSV (every list exports)
+    assert header[:5] == ["queued", "what", "channel", "telegram", "e-mail"]
+    assert [row[1:5] for row in rows] == [["Callback request", "REST integrations", "sent", "sent"],
+                                          ["Urgent", "Telegram", "FAILED", "sent"],
+                                          ["Asked for a person", "Website", "sent", "off"]]
+    assert "words" not in str(rows)  # the patient's words stay out of the alerts list
 
 
 def test_callback_turns_are_not_counted_as_unanswered(db: Database) -> None:
@@ -199,5 +244,12 @@ def test_the_urgent_page_shows_what_became_of_each_alert(console: ConsoleServer)
     session = console.signed_in(PASSWORD, "anna")
     page = session.get(f"{console.url}/urgent", timeout=30).text
     assert 'id="staff-alerts-table"' in page and "FAILED" in page and "403 Forbidden" in page
-    assert 'data-figure="alerts-failed">1<' in page
+    assert 'data-figure="alerts-failed">1<' in page and ">Callback request<" in page
+    assert 'href="/export/alerts.csv?' in page
+    export = session.get(f"{console.url}/export/alerts.csv", timeout=30)
+    rows = list(csv.reader(io.StringIO(export.text.lstrip("\ufeff"))))
+    assert export.status_code == 200 and [row[1] for row in rows[1:]] == ["Callback request", "Urgent",
+                                                                          "Asked for a person"]
+    assert rows[2][3:7] == ["FAILED", "sent", "3", "telegram: TelegramApiError: 403 Forbidden"]
+    assert audit_events(console)[-1]["event"] == "console_export" and audit_events(console)[-1]["list"] == "alerts"
     assert requests.get(f"{console.url}/callbacks", allow_redirects=False, timeout=30).status_code == 303

@@ -11,16 +11,20 @@ from __future__ import annotations
 
 import itertools
 import random
+from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import pytest
 import requests
 
 from clinic import callbacks
-from clinic.fact_store import Snapshot
+from clinic.fact_store import FactStore, Snapshot
 from clinic.settings import Settings
 from console import queries
 from console.database import Database
+from console.pages import Views
+from console.proposals import Review
+from console.summaries import Summaries
 from devtools.harness.fake_telegram import FakeTelegram, telegram_credentials
 from devtools.harness.records import stored_events
 from devtools.harness.servers import Stack, new_sender, running, served_snapshot, stop, store_stack
@@ -173,6 +177,46 @@ def test_asking_to_delete_the_conversation_stops_the_form(clinic: Tuple[Stack, s
     assert texts(say(stack, sender, ASK)) == [fill(stack, callbacks.START)]  # a new request starts afresh
 
 
+def test_a_patient_can_have_their_request_deleted_with_the_conversation(clinic: Tuple[Stack, str]) -> None:
+    """"Delete my conversation" and yes: the request leaves the store and the console's callback list."""
+    stack, url = clinic
+    sender = new_sender()
+    conversation = stack.conversation_id(sender)
+    request_callback(stack, sender, name="Robin Hale", phone="0612 345 999")
+    say(stack, sender, "yes")
+    assert [r.sender_id for r in queries.callback_requests(Database(url)) if r.sender_id == conversation] == [
+        conversation]
+    ask = say(stack, sender, "delete my conversation")
+    assert texts(ask)[0] == fill(stack, "forget_confirm")
+    yes = next(b for m in ask for b in m.get("buttons") or [] if "conversation_deleted" in b["payload"])
+    done = stack.say(sender, yes["payload"])
+    assert {"conversation_deleted": True} in [m.get("custom") for m in done]
+    assert stored_requests(url, conversation) == [] and stored_events(url, conversation, "user") == []
+    assert [r for r in queries.callback_requests(Database(url)) if r.sender_id == conversation] == []
+
+
+def test_the_console_hides_the_number_the_form_repeats(clinic: Tuple[Stack, str], tmp_path: Path) -> None:
+    """A conversation through the form: the consent question and the confirmation repeat the name and number;
+    the transcript masks them in the assistant's lines as in the patient's, until a staff member reveals them."""
+    stack, url = clinic
+    sender = new_sender()
+    request_callback(stack, sender, name="Robin Hale", phone="0612 345 888")
+    say(stack, sender, "yes")
+    db = Database(url)
+    [request] = [r for r in queries.callback_requests(db) if r.sender_id == stack.conversation_id(sender)]
+    settings = Settings.from_env({"DATA_DIR": str(tmp_path), "REVIEW_DIR": str(tmp_path / "review")})
+    views = Views(settings, db, Summaries(db), FactStore.from_settings(settings), Review.from_settings(settings))
+    shown = views.conversation(request.id, reveal=False)
+    assert shown is not None and shown["has_hidden"]
+    assistant = [line["text"] for line in shown["lines"] if line["line"].who == "assistant"]
+    assert sum("[phone hidden]" in text for text in assistant) >= 2  # the consent question and the confirmation
+    assert not any("345 888" in line["text"] for line in shown["lines"])
+    revealed = views.conversation(request.id, reveal=True)
+    assert revealed is not None and any("0612 345 888" in line["text"] for line in revealed["lines"]
+                                        if line["line"].who == "assistant")
+    db.dispose()
+
+
 def test_the_hand_off_offers_a_callback_that_starts_the_form(clinic: Tuple[Stack, str]) -> None:
     stack, _ = clinic
     sender = new_sender()
@@ -258,3 +302,67 @@ def test_on_telegram_the_cancel_button_stops_the_form(clinic: Tuple[Stack, str],
     turn(stack, fake, chat, message(chat, text=ASK))
     assert turn(stack, fake, chat, press(chat, "cancel"))["text"] == fill(stack, callbacks.CANCELLED)
     assert stored_requests(url, f"telegram:{chat}") == []
+
+
+def turn_messages(stack: Stack, fake: FakeTelegram, chat: int, update: Dict[str, Any], count: int
+                  ) -> List[Dict[str, Any]]:
+    """The next `count` messages the bot sends to the chat after this update."""
+    before = len(fake.calls("sendMessage", chat, ok_only=True))
+    post(stack, update)
+    calls = fake.wait_for(lambda: fake.calls("sendMessage", chat, ok_only=True)[before:][:count]
+                          if len(fake.calls("sendMessage", chat, ok_only=True)) >= before + count else None,
+                          what=f"{count} answers in chat {chat}")
+    return [call.params for call in calls]
+
+
+def telegram_form(stack: Stack, fake: FakeTelegram, chat: int, name: str, phone: str, time: str
+                  ) -> Dict[str, Any]:
+    """Over Telegram, from the request to the consent question (the phone number typed); returns that question."""
+    assert turn(stack, fake, chat, message(chat, text=ASK))["text"] == fill(stack, callbacks.START)
+    turn(stack, fake, chat, message(chat, text=name))
+    assert turn(stack, fake, chat, message(chat, text=phone))["text"] == fill(stack, "callback_ask_time")
+    consent = turn(stack, fake, chat, message(chat, text=time))
+    assert inline(consent) == ["yes", "no"] and phone in consent["text"]
+    return consent
+
+
+def test_on_telegram_an_invalid_number_is_asked_for_again(clinic: Tuple[Stack, str], fake: FakeTelegram) -> None:
+    stack, url = clinic
+    chat = random.randint(10_000_000, 2_000_000_000)
+    turn(stack, fake, chat, message(chat, text=ASK))
+    turn(stack, fake, chat, message(chat, text="Pat Smith"))
+    refused, again = turn_messages(stack, fake, chat, message(chat, text="12 34"), 2)
+    assert refused["text"] == fill(stack, "callback_phone_invalid")
+    asked = fill(stack, "callback_ask_phone", name="Pat Smith")
+    assert again["text"] == f"{asked} {fill(stack, callbacks.SHARE_PHONE)}"
+    assert again["reply_markup"]["keyboard"][0] == [{"text": "Share my phone number", "request_contact": True}]
+    assert stored_requests(url, f"telegram:{chat}") == []
+    assert turn(stack, fake, chat, message(chat, text="+44 20 7946 0958"))["text"] == fill(stack, "callback_ask_time")
+    turn(stack, fake, chat, message(chat, text="after 5pm"))
+    assert "Your callback request is stored" in turn(stack, fake, chat, press(chat, "yes"))["text"]
+    [request] = stored_requests(url, f"telegram:{chat}")
+    assert (request["name"], request["phone"], request["time"]) == ("Pat Smith", "+44 20 7946 0958", "after 5pm")
+
+
+def test_on_telegram_no_consent_stores_nothing(clinic: Tuple[Stack, str], fake: FakeTelegram) -> None:
+    stack, url = clinic
+    chat = random.randint(10_000_000, 2_000_000_000)
+    telegram_form(stack, fake, chat, "Sam", "0612 345 678", "mornings")
+    assert turn(stack, fake, chat, press(chat, "no"))["text"] == fill(stack, callbacks.DECLINED)
+    assert stored_requests(url, f"telegram:{chat}") == []
+    slots = {e["name"]: e["value"] for e in stored_events(url, f"telegram:{chat}", "slot")}
+    assert all(slots.get(slot) is None for slot in callbacks.SLOTS)  # the answers typed are not kept in the form
+    assert not [r for r in queries.callback_requests(Database(url)) if r.sender_id == f"telegram:{chat}"]
+
+
+def test_on_telegram_a_second_request_replaces_the_first(clinic: Tuple[Stack, str], fake: FakeTelegram) -> None:
+    stack, url = clinic
+    chat = random.randint(10_000_000, 2_000_000_000)
+    telegram_form(stack, fake, chat, "Pat", "0612 345 678", "mornings")
+    assert "Your callback request is stored" in turn(stack, fake, chat, press(chat, "yes"))["text"]
+    telegram_form(stack, fake, chat, "Pat Smith", "0612 999 000", "evenings")
+    replaced, confirmation = turn_messages(stack, fake, chat, press(chat, "yes"), 2)
+    assert replaced["text"] == fill(stack, callbacks.REPLACED) and confirmed(stack, confirmation["text"], "Pat Smith")
+    assert [r["phone"] for r in stored_requests(url, f"telegram:{chat}")] == ["0612 345 678", "0612 999 000"]
+    listed = [r for r in queries.callback_requests(Database(url)) if r.sender_id == f"telegram:{chat}"]
+    assert [(r.name, r.phone, r.channel) for r in listed] == [("Pat Smith", "0612 999 000", "telegram")]

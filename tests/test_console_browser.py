@@ -2,7 +2,7 @@
 
 A Rasa server and action server store their conversations in a private DATA_DIR (SQLite, as
 `make run` does); the test talks to them over the real REST channel, adds patients' thumbs
-up and down as the widget stores them (slot events), starts the console on the same store,
+up and down through the REST feedback endpoint the widget uses, starts the console on the same store,
 and then, as a staff member would: signs in by keyboard, reads every page and checks its
 figures against those conversations, proposes questions for training, marks an urgent
 message handled, reveals a phone number, exports every list, signs out; and confirms an
@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Dict, Iterator, List
 
 import pytest
+import requests
 import sqlalchemy as sa
 import yaml
 from playwright.sync_api import Browser, BrowserContext, Page, expect
@@ -31,7 +32,7 @@ from console.app import EXPORTS
 from devtools.bench.console import generate_rows
 from devtools.harness import events
 from devtools.harness.binaries import launched_chromium
-from devtools.harness.console import ConsoleServer
+from devtools.harness.console import ConsoleServer, edit_facts
 from devtools.harness.servers import PROJECT, Stack, fact_of, new_sender, private_fact_store, served_snapshot
 from ops import endpoints
 
@@ -52,6 +53,20 @@ SCRIPT = {
     "person": [PERSON, OFF_TOPIC],
     "contact": [CONTACT],
 }
+
+
+# The thumbs the "downtime" patient gives, one per answer, as the widget sends them: up, then down.
+THUMBS = {"downtime": ["up", "down"]}
+# Facts the console must flag on its Facts page (no patient here is given them, so no answer changes).
+DUE, AWAITING = "cost_consultation", "cost_with_price"
+FACT_EDITS = {DUE: {"reviewed_on": "2020-01-02"}, AWAITING: {"status": "needs_clinician_review"}}
+
+
+def thumb(stack: Stack, sender: str, value: str) -> None:
+    """A thumbs up or down on the latest answer, posted to the endpoint the website widget uses."""
+    reply = requests.post(f"{stack.url}/webhooks/rest/feedback", json={"sender": sender, "value": value},
+                          headers=stack.auth, timeout=30)
+    assert reply.status_code == 204, reply.text
 
 
 class Clinic:
@@ -76,7 +91,9 @@ def clinic(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Clinic]:
     settings = Settings.from_env(store_env)
     endpoints.prepare_data_dir(settings)
     extra = endpoints.render(endpoints.endpoints_sections(settings), only=["tracker_store", "lock_store"])
-    stack = Stack(root / "stack", env={**store_env, **private_fact_store(root)}, endpoints_extra=extra)
+    facts_env = private_fact_store(root)
+    edit_facts(Path(facts_env["FACTS_DIR"]), FACT_EDITS)  # facts no patient here is given: one old, one awaiting
+    stack = Stack(root / "stack", env={**store_env, **facts_env}, endpoints_extra=extra)
     hashed = auth.hash_password(PASSWORD)
     console = ConsoleServer(root, env={**store_env, **private_fact_store(root), "REVIEW_DIR": str(root / "review"),
                                        "STAFF_ACCOUNTS": f"anna:{hashed}"})
@@ -87,13 +104,11 @@ def clinic(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Clinic]:
         for key, messages in SCRIPT.items():
             sender = new_sender(f"console-{key}")
             running.senders[key] = stack.conversation_id(sender)
-            running.answers[key] = [fact_of(snapshot, stack.say(sender, message)[-1]["text"]) for message in messages]
-        # Patients' thumbs, as the widget and Telegram store them: up on the first answer, down on the second.
-        engine = sa.create_engine(running.store_url)
-        first, second = running.answers["downtime"]
-        events.insert(engine, [events.feedback(running.senders["downtime"], "up", first, time.time()),
-                               events.feedback(running.senders["downtime"], "down", second, time.time() + 1)])
-        engine.dispose()
+            running.answers[key] = []
+            for number, message in enumerate(messages):
+                running.answers[key].append(fact_of(snapshot, stack.say(sender, message)[-1]["text"]))
+                if key in THUMBS:  # the patient's thumb under this answer, through the REST feedback endpoint
+                    thumb(stack, sender, THUMBS[key][number])
         console.start()
         yield running
     finally:
@@ -251,7 +266,19 @@ def test_facts_show_review_state_use_and_thumbs(staff: Page, clinic: Clinic) -> 
     assert [row.locator(f'[data-figure="{n}"]').inner_text() for n in ("given", "up", "down")] == ["1", "1", "0"]
     row = page.locator(f'#facts-table tr[data-fact="{second}"]')
     assert [row.locator(f'[data-figure="{n}"]').inner_text() for n in ("given", "up", "down")] == ["1", "0", "1"]
-    assert figure(page, "attention") >= 0
+    # The fact last reviewed in 2020 is due, the one set to "needs_clinician_review" awaits a clinician.
+    due = page.locator(f'#facts-table tr[data-fact="{DUE}"]')
+    awaiting = page.locator(f'#facts-table tr[data-fact="{AWAITING}"]')
+    expect(due).to_have_class("attention")
+    expect(due.locator(".badge")).to_have_text("due")
+    expect(awaiting).to_have_class("attention")
+    expect(awaiting).to_contain_text("awaiting a clinician")
+    expect(awaiting.locator(".badge")).to_have_count(0)  # reviewed recently: awaiting, not due
+    expect(page.locator(f'#facts-table tr[data-fact="{first}"]')).not_to_have_class("attention")
+    listed = page.locator("ul.attention li")
+    expect(listed.filter(has_text=f"{DUE}")).to_contain_text("last reviewed 2020-01-02")
+    expect(listed.filter(has_text=f"{AWAITING}")).to_contain_text("awaiting a clinician's review")
+    assert figure(page, "attention") == listed.count() == page.locator("#facts-table tr.attention").count() >= 2
 
 
 def test_every_list_exports_as_csv(staff: Page, clinic: Clinic) -> None:
@@ -342,6 +369,8 @@ def test_screenshots_for_the_guide(browser: Browser, tmp_path: Path) -> None:
         page.screenshot(path=str(IMAGES / "console-unanswered.png"))
         page.goto(console.url + "/urgent")
         page.screenshot(path=str(IMAGES / "console-urgent.png"))
+        page.goto(console.url + "/callbacks")
+        page.screenshot(path=str(IMAGES / "console-callbacks.png"))
         page.goto(console.url + "/facts")
         page.screenshot(path=str(IMAGES / "console-facts.png"))
         phone = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True,
@@ -353,5 +382,5 @@ def test_screenshots_for_the_guide(browser: Browser, tmp_path: Path) -> None:
         context.close()
     finally:
         console.stop()
-    for name in ("sign-in", "overview", "unanswered", "urgent", "facts", "phone"):
+    for name in ("sign-in", "overview", "unanswered", "urgent", "callbacks", "facts", "phone"):
         assert (IMAGES / f"console-{name}.png").stat().st_size > 10_000

@@ -18,14 +18,14 @@ import sqlalchemy as sa
 
 from console import auth
 from console.app import EXPORTS
-from devtools.bench.console import generate_rows
+from devtools.bench.console import add_staff_alerts, generate_rows
 from devtools.harness import events
 from devtools.harness.console import ConsoleServer, csrf_of
 from devtools.harness.servers import PROJECT, running
 
 PASSWORD = "correct horse battery"
-PAGES = ["/", "/unanswered", "/urgent", "/transcripts", "/transcripts?words=parking&channel=web", "/facts",
-         "/?from=2025-01-01&to=2025-01-31"]
+PAGES = ["/", "/unanswered", "/urgent", "/callbacks", "/transcripts", "/transcripts?words=parking&channel=web",
+         "/facts", "/?from=2025-01-01&to=2025-01-31"]
 POSTS = ["/sign-out", "/unanswered/propose", "/urgent/1/handled", "/conversation/1/reveal"]
 
 
@@ -35,6 +35,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     engine = sa.create_engine(f"sqlite:///{data / 'conversations.db'}")
     events.create_table(engine)
     events.insert(engine, generate_rows(150, days=7))
+    add_staff_alerts(engine)  # the alerts those urgent messages and requests for a person queued (ops/alerts.py)
     engine.dispose()
     return data
 

@@ -16,11 +16,17 @@ from typing import Iterator, List
 import pytest
 import sqlalchemy as sa
 
+from clinic.fact_store import FactStore
+from clinic.settings import Settings
 from console import queries
 from console.database import INDEXES, Database
+from console.pages import Views
+from console.proposals import Review
 from console.queries import Period, Search
 from console.summaries import Summaries
 from devtools.harness import events
+from devtools.harness.console import edit_facts
+from devtools.harness.servers import private_fact_store
 
 DAY = dt.date(2025, 3, 10)
 NEXT = DAY + dt.timedelta(days=1)
@@ -94,6 +100,7 @@ def test_unanswered_alerts_and_feedback(db: Database) -> None:
     failed = {texts[i].text: kind for i, kind in summary.failed.items()}
     assert failed == {"blorf wibble": "clarify", "still blorf": "handoff", "what about the weather": "out_of_scope"}
     assert [texts[i].text for i in summary.low_confidence] == ["how much does it cost"]
+    assert summary.unanswered == texts  # the same messages, read in the day's pass (the Unanswered page uses them)
     alerts = queries.messages_by_id(db, summary.alerts)
     assert {alerts[i].text: kind for i, kind in summary.alerts.items()} == {
         "I have pus and a fever, call me on 0612 345 678": "urgent", "can I talk to a person": "request",
@@ -207,3 +214,30 @@ def test_an_older_day_is_rechecked_after_a_while(db: Database) -> None:
     assert summaries.period(day()).conversations == 4  # trusted for recheck_s
     summaries.recheck_s = 0
     assert summaries.period(day()).conversations == 3
+
+
+def test_the_facts_page_flags_facts_due_for_review_or_awaiting_a_clinician(db: Database, tmp_path: Path) -> None:
+
+    today = dt.date.today()
+    env = private_fact_store(tmp_path / "store")
+    edit_facts(Path(env["FACTS_DIR"]), {
+        "downtime": {"reviewed_on": (today - dt.timedelta(days=400)).isoformat()},  # older than 365 days
+        "cost_consultation": {"status": "needs_clinician_review", "reviewed_on": today.isoformat()},
+        "numbing": {"reviewed_on": (today - dt.timedelta(days=365)).isoformat()},  # exactly the limit: not due
+    })
+    settings = Settings.from_env({**env, "DATA_DIR": str(tmp_path), "REVIEW_DIR": str(tmp_path / "review")})
+    views = Views(settings, db, Summaries(db), FactStore.from_settings(settings), Review.from_settings(settings))
+    page = views.facts_page(Period.of(DAY, NEXT))
+    rows = {row["fact"].id: row for row in page["rows"]}
+    flags = {fact: (rows[fact]["due"], rows[fact]["awaiting"], rows[fact]["age"])
+             for fact in ("downtime", "cost_consultation", "numbing")}
+    assert flags == {"downtime": (True, False, 400), "cost_consultation": (False, True, 0),
+                     "numbing": (False, False, 365)}
+    attention = {row["fact"].id for row in page["attention"]}
+    assert {"downtime", "cost_consultation"} <= attention and "numbing" not in attention
+    assert attention == {fact for fact, row in rows.items() if row["due"] or row["awaiting"]}
+    assert (rows["downtime"]["given"], rows["downtime"]["up"], rows["downtime"]["down"]) == (1, 1, 0)
+    assert (rows["numbing"]["given"], rows["numbing"]["up"], rows["numbing"]["down"]) == (1, 0, 1)
+    exported = {row[0]: row for row in views.facts_rows(Period.of(DAY, NEXT))[1]}
+    assert exported["downtime"][5] == "yes" and exported["numbing"][5] == "no"
+    assert exported["cost_consultation"][3] == "needs_clinician_review"

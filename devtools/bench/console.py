@@ -154,6 +154,7 @@ def fill(url: str, conversations: int) -> Tuple[int, float]:
         events.create_table(engine)
         started = time.monotonic()
         count = events.insert(engine, generate_rows(conversations), batch=20000)
+        add_staff_alerts(engine)
         if engine.dialect.name == "postgresql":
             # A table in service has been vacuumed and analysed by autovacuum; a freshly loaded one not yet.
             with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
@@ -161,6 +162,30 @@ def fill(url: str, conversations: int) -> Tuple[int, float]:
         return count, time.monotonic() - started
     finally:
         engine.dispose()
+
+
+ALERT_KINDS = {"report_complication": "urgent", "request_human": "person"}
+
+
+def add_staff_alerts(engine: sa.engine.Engine) -> int:
+    """The staff alerts (ops/alerts.py) those conversations queued: one per conversation and kind, most sent, a few
+    failed (the urgent page and its export read them)."""
+    from ops import alerts
+
+    alerts.metadata.create_all(engine)
+    query = sa.text("SELECT sender_id, intent_name, MIN(timestamp) FROM events WHERE type_name = 'user' "
+                    "AND intent_name IN ('report_complication', 'request_human') GROUP BY sender_id, intent_name "
+                    "ORDER BY MIN(timestamp)")
+    with engine.begin() as conn:
+        found = list(conn.execute(query))
+        rows = [{"conversation_id": sender, "kind": ALERT_KINDS[intent], "channel": sender.split(":", 1)[0],
+                 "words": "words", "created_at": float(at), "telegram": "failed" if n % 50 == 0 else "sent",
+                 "email": "off", "attempts": 1, "next_at": float(at),
+                 "last_error": "telegram: TelegramApiError: 403 Forbidden" if n % 50 == 0 else None}
+                for n, (sender, intent, at) in enumerate(found)]
+        for start in range(0, len(rows), 5000):
+            conn.execute(alerts.table.insert(), rows[start:start + 5000])
+    return len(rows)
 
 
 def pages(today: dt.date) -> List[Tuple[str, str]]:
@@ -174,9 +199,12 @@ def pages(today: dt.date) -> List[Tuple[str, str]]:
         ("Transcripts: search by a word (this week)", "/transcripts?words=parking"),
         ("Transcripts: search by topic and channel (30 days)", f"/transcripts?intent=ask_cost&channel=web&{month}"),
         ("One conversation", "/conversation/{conversation}"),
+        ("Callback requests", "/callbacks"),
         ("Facts (this week)", "/facts"),
         ("Export: unanswered CSV (this week)", "/export/unanswered.csv"),
         ("Export: urgent and hand-offs CSV (this week)", "/export/urgent.csv"),
+        ("Export: staff alerts CSV (this week)", "/export/alerts.csv"),
+        ("Export: callback requests CSV, every request", "/export/callbacks.csv"),
         ("Export: transcripts CSV, every conversation (this week)", "/export/transcripts.csv"),
     ]
 
@@ -251,7 +279,9 @@ def markdown(results: List[Dict[str, Any]], info: Dict[str, Any], conversations:
     lines = [
         SECTION, "",
         f"`make bench-console` on {date}: {conversations:,} generated conversations over {DAYS} days "
-        f"(devtools/bench/console.py), each page requested {REPEATS} times over HTTP by a signed-in client, "
+        f"(devtools/bench/console.py; one in {CALLBACK_EVERY} with a callback request, and a staff alert queued "
+        f"for each urgent message or request for a person), each page requested {REPEATS} times over HTTP by a "
+        f"signed-in client, "
         f"after the console's start-up migrations. Machine: {info['cores']} cores ({info['cpu']}), "
         f"{info['ram_gb']} GB, {info['os']}, Python {info['python']}; load average during the run "
         f"{info.get('load', 'n/a')}. Target: every page under {TARGET_S:g} s.", "",
@@ -276,8 +306,10 @@ def markdown(results: List[Dict[str, Any]], info: Dict[str, Any], conversations:
                      f"{result['warm_s']:.1f} s computing the last 30 days' figures in the background; slowest request "
                      f"{slowest * 1000:.0f} ms: {verdict}.")
     lines += ["", "The console's default view is the last 7 days; the 30-day rows and the export of every "
-              "conversation of the week are the heaviest requests a clinic of this size can make. Figures are "
-              "measured on a shared machine: compare the load average with its cores.", ""]
+              "conversation of the week are the heaviest requests a clinic of this size can make. Callback requests "
+              "are not limited to the dates chosen: the page and its export list every request still held "
+              f"({conversations // CALLBACK_EVERY:,} here). Figures are measured on a shared machine: compare the "
+              "load average with its cores.", ""]
     return "\n".join(lines)
 
 

@@ -83,3 +83,17 @@ def csrf_of(page: str) -> str:
     if not found:
         raise AssertionError("no CSRF field on the page")
     return found.group(1)
+
+
+def edit_facts(facts_dir: Path, changes: Dict[str, Dict[str, str]]) -> None:
+    """Sets some facts' one-line keys (`reviewed_on`, `status`) in a copy of the fact store (private_fact_store),
+    line by line so the files keep their comments: {fact id: {key: value}}."""
+    for path in sorted(facts_dir.glob("*.yml")):
+        lines, fact = path.read_text(encoding="utf-8").splitlines(), None
+        for number, line in enumerate(lines):
+            if line.startswith("  - id: "):
+                fact = line.split(": ", 1)[1].strip()
+            for key, value in changes.get(fact or "", {}).items():
+                if line.startswith(f"    {key}:"):
+                    lines[number] = f"    {key}: {value}"
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
