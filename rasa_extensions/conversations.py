@@ -16,6 +16,7 @@ from clinic import audit
 from clinic.replies import FORGET_KEY
 from clinic.settings import Settings
 from rasa_extensions.tracker_store import storage_reason
+from rasa_extensions.turns import events_of_turn
 
 logger = logging.getLogger(__name__)
 
@@ -89,16 +90,8 @@ def answer_to(events: List[Any], message_id: str) -> Optional[str]:
 
     So a thumbs pressed under an older answer is stored against that answer, not the newest one.
     """
-    replies: Optional[List[Any]] = None
-    for event in events:
-        if isinstance(event, UserUttered):
-            if replies is not None:
-                break
-            if event.message_id == message_id:
-                replies = []
-        elif replies is not None:
-            replies.append(event)
-    return answered_fact(replies) if replies else None
+    turn = events_of_turn(events, message_id)
+    return answered_fact(turn) if turn else None
 
 
 async def record_feedback(app: Any, sender_id: str, value: str, answer_of: Optional[str] = None) -> bool:

@@ -33,20 +33,29 @@ _original: Dict[str, Any] = {}
 EXPLICIT_ID_ATTRIBUTE = "clinic_explicit_id"  # set by our channels: Rasa invents an id when none is given
 
 
-def stored_replies(events: List[Any], message_id: str) -> Optional[List[Dict[str, Any]]]:
-    """The bot messages that answered `message_id` in this conversation, or None when it is new."""
-    from rasa.shared.core.events import BotUttered, UserUttered
+def events_of_turn(events: List[Any], message_id: str) -> Optional[List[Any]]:
+    """The events that followed the patient's message `message_id`, up to their next message; None when
+    no message has that id (a new message, or one from another conversation)."""
+    from rasa.shared.core.events import UserUttered
 
-    replies: Optional[List[Dict[str, Any]]] = None
+    turn: Optional[List[Any]] = None
     for event in events:
         if isinstance(event, UserUttered):
-            if replies is not None:
+            if turn is not None:
                 break
             if event.message_id == message_id:
-                replies = []
-        elif isinstance(event, BotUttered) and replies is not None:
-            replies.append(event.message())
-    return replies
+                turn = []
+        elif turn is not None:
+            turn.append(event)
+    return turn
+
+
+def stored_replies(events: List[Any], message_id: str) -> Optional[List[Dict[str, Any]]]:
+    """The bot messages that answered `message_id` in this conversation, or None when it is new."""
+    from rasa.shared.core.events import BotUttered
+
+    turn = events_of_turn(events, message_id)
+    return None if turn is None else [event.message() for event in turn if isinstance(event, BotUttered)]
 
 
 async def handle_message(self: Any, message: Any) -> Optional[List[Dict[str, Any]]]:

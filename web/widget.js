@@ -1174,14 +1174,19 @@
     if (refocus) { newButton.focus(); }
   }
 
-  function startNewConversation() {
-    confirmBox.hidden = true;
+  /** The conversation is being replaced: answers still on their way belong to the old one. */
+  function dropPending() {
     generation += 1;
     takeBackAll();
     inFlight = null;
     greeting = false;
     refreshBusy();
     if (noticeMode && noticeMode !== "offline") { hideNotice(); }
+  }
+
+  function startNewConversation() {
+    confirmBox.hidden = true;
+    dropPending();
     say("");
     startFresh();
     retryItem = null;
@@ -1202,12 +1207,7 @@
    * here and did not see answered goes back into the box, so nothing typed is lost.
    */
   function followOtherTab() {
-    generation += 1;
-    takeBackAll();
-    inFlight = null;
-    greeting = false;
-    refreshBusy();
-    if (noticeMode && noticeMode !== "offline") { hideNotice(); }
+    dropPending();
     state = loadState();
     renderHistory();
     updateUnread();
