@@ -110,6 +110,27 @@ def parse_request(body: bytes, limit: int, content_type: str = "application/json
     return {"sender": data.get("sender"), "message": cleaned, "metadata": metadata, "message_id": message_id}, None
 
 
+def parse_feedback(body: bytes, content_type: str = "application/json"
+                   ) -> Tuple[Dict[str, Any] | None, HTTPResponse | None]:
+    """The validated {sender (as sent), value, message_id or None} of a thumbs, or the 4xx to send instead.
+
+    The message_id is checked as the webhook checks it: a malformed one is a 400, never "no answer".
+    """
+    if content_type.split(";")[0].strip().lower() != "application/json":
+        return None, error(415, "Send the body as JSON, with the header Content-Type: application/json.")
+    try:
+        data = json.loads(body[:MIN_BODY_BYTES] or b"")
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        data = None
+    if not isinstance(data, dict) or data.get("value") not in ("up", "down"):
+        return None, error(400, 'Send {"sender": "<conversation id>", "value": "up" or "down"}.')
+    message_id = data.get("message_id")
+    if message_id is not None and (not isinstance(message_id, str) or not MESSAGE_ID.fullmatch(message_id)):
+        return None, error(400, "'message_id' must be 8 to 64 letters, digits, - or _: the id the rated "
+                                "answer's question was sent with.")
+    return {"sender": data.get("sender"), "value": data["value"], "message_id": message_id}, None
+
+
 def _trusted(address: str, proxies: Tuple[Network, ...]) -> bool:
     try:
         ip = ipaddress.ip_address(address)
@@ -279,18 +300,20 @@ class ClinicRestInput(InputChannel):
 
         @webhook.route("/feedback", methods=["POST"])
         async def feedback(request: Request) -> HTTPResponse:
-            """A thumbs up or down on the latest answer: {"sender": <conversation id>, "value": "up"|"down"}."""
+            """A thumbs up or down: {"sender": <conversation id>, "value": "up"|"down", "message_id": optional}.
+
+            "message_id" names the patient's message whose answer is rated (the widget keeps thumbs under
+            every answer until rated, so an older one can be rated after a newer one came); without it the
+            latest answer is rated, as before.
+            """
             integration, authorised = self.integration(request)
             if not authorised:
                 return error(401, "Unknown API key: check REST_API_KEYS, or send no Authorization header.")
-            if (request.content_type or "").split(";")[0].strip().lower() != "application/json":
-                return error(415, "Send the body as JSON, with the header Content-Type: application/json.")
-            try:
-                data = json.loads(request.body[:MIN_BODY_BYTES] or b"")
-            except (ValueError, UnicodeDecodeError, RecursionError):
-                data = None
-            if not isinstance(data, dict) or data.get("value") not in ("up", "down"):
-                return error(400, 'Send {"sender": "<conversation id>", "value": "up" or "down"}.')
+            data, problem = parse_feedback(request.body, request.content_type or "")
+            if problem is not None:
+                return problem
+            assert data is not None  # parse_feedback returns exactly one of the two
+            answer_of = data["message_id"]
             sender_id, _ = self.conversation(integration, data.get("sender"), start_new=False)
             if sender_id is None:
                 return error(404, "No such conversation.")
@@ -298,12 +321,14 @@ class ClinicRestInput(InputChannel):
             if refused is not None:
                 return refused
             try:
-                recorded = await record_feedback(request.app, sender_id, data["value"])
+                recorded = await record_feedback(request.app, sender_id, data["value"], answer_of=answer_of)
             except (StorageError, LockError) as exc:
                 logger.error("Feedback on conversation %s could not be stored (%s): answered 503", sender_id,
                              storage_reason(exc))
                 return error(503, "Your feedback could not be saved just now; please try again.",
                              headers={"Retry-After": str(STORE_RETRY_AFTER_S)})
+            if not recorded and answer_of is not None:
+                return error(404, "That message has no answer to give feedback on in this conversation.")
             if not recorded:
                 return error(404, "There is no answer to give feedback on yet.")
             return response.empty(status=204, headers=NO_STORE)

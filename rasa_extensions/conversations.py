@@ -98,8 +98,8 @@ async def record_feedback(app: Any, sender_id: str, value: str, answer_of: Optio
     """Stores a thumbs up/down as a slot event; False when there is nothing to rate.
 
     `answer_of`: the message id of the patient's message whose answer the thumbs were under (Telegram
-    puts it in the button's data); without it, the latest answer is rated (the widget and REST
-    offer thumbs only under the latest one).
+    puts it in the button's data; the widget and REST clients send it as `message_id`); without it,
+    the latest answer is rated.
     """
     agent, store = _agent(app), _store(app)
     if agent is None or store is None:

@@ -8,14 +8,17 @@ import signal
 import time
 import uuid
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 import requests
 import yaml
 
 from clinic import languages
+from clinic.settings import Settings
 from devtools.harness.nlu_sets import load_examples
-from devtools.harness.servers import PROJECT, Stack, fact_of, new_sender, served_snapshot
+from devtools.harness.records import stored_events
+from devtools.harness.servers import PROJECT, Stack, fact_of, new_sender, served_snapshot, store_stack
 
 pytestmark = pytest.mark.servers
 
@@ -247,3 +250,54 @@ def test_an_urgent_message_gets_the_urgent_answer_while_the_action_server_is_dow
         restore()
     answer = stack.say(new_sender(), "how long does the redness last?")[-1]["text"]
     assert fact_of(snapshot, answer) == "downtime"  # the dialogue is back for the next tests
+
+
+# --- a thumbs under an older answer (the widget keeps thumbs under every answer until rated) --------------------
+
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """The servers keeping conversations in SQLite, as `make run` does (the shared stack keeps them in memory),
+    so the test reads the stored record."""
+    workdir = tmp_path_factory.mktemp("recorded")
+    running = store_stack(workdir, {"DATA_DIR": str(workdir / "data")})
+    try:
+        yield running.start()
+    finally:
+        running.stop()
+
+
+def stored_feedback(stack: Stack, sender: str) -> list:
+    """The thumbs stored in the conversation, oldest first, read from the conversation store itself."""
+    url = Settings.from_env({**stack.base_env, **stack.env}).conversations_url
+    events = stored_events(url, Stack.conversation_id(sender))
+    return [e["value"] for e in events if e.get("event") == "slot" and e.get("name") == "feedback"]
+
+
+def thumbs(stack: Stack, sender: str, value: str, **extra: object) -> requests.Response:
+    return requests.post(f"{stack.url}/webhooks/rest/feedback", headers=stack.auth, timeout=30,
+                         json={"sender": sender, "value": value, **extra})
+
+
+def test_a_thumbs_under_an_older_answer_rates_that_answer(recorded: Stack) -> None:
+    stack = recorded
+    snapshot = served_snapshot(stack.workdir)
+    sender, first_id, second_id = new_sender(), str(uuid.uuid4()), str(uuid.uuid4())
+    first = fact_of(snapshot, say_once(stack, sender, "how long is the downtime?", first_id)[-1]["text"])
+    second = fact_of(snapshot, say_once(stack, sender, "do you numb the skin first?", second_id)[-1]["text"])
+    assert first != second  # otherwise the test could not tell which answer was rated
+
+    assert thumbs(stack, sender, "down", message_id=first_id).status_code == 204
+    assert stored_feedback(stack, sender) == [{"value": "down", "fact": first, "message_id": first_id}]
+    assert thumbs(stack, sender, "up").status_code == 204  # without a message_id: the latest answer, as before
+    assert stored_feedback(stack, sender)[-1] == {"value": "up", "fact": second}
+
+    elsewhere = new_sender()
+    other_id = str(uuid.uuid4())
+    say_once(stack, elsewhere, "how long is the downtime?", other_id)
+    for unknown in (str(uuid.uuid4()), other_id):  # never sent, or sent in another conversation
+        reply = thumbs(stack, sender, "up", message_id=unknown)
+        assert reply.status_code == 404 and "no answer" in reply.json()["error"]
+    for malformed in ("short", first_id + "\n", 12345678, "../" + first_id):
+        reply = thumbs(stack, sender, "up", message_id=malformed)
+        assert reply.status_code == 400 and "message_id" in reply.json()["error"]
+    assert len(stored_feedback(stack, sender)) == 2 and stored_feedback(stack, elsewhere) == []

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from channels.rest import body_limit, client_address, parse_request
+from channels.rest import body_limit, client_address, parse_feedback, parse_request
 from clinic.conversation_ids import ConversationIds, api_sender, strong_seed
 from clinic.inbound import clean_metadata, readable_text, typed_commands
 from clinic.rate_limit import RateLimiter
@@ -157,6 +157,40 @@ def test_rasa_reads_no_typed_command_as_an_intent(typed: str) -> None:
 def test_a_message_id_ending_in_a_newline_is_refused() -> None:
     _, problem = parse_request(body(message="hi", message_id="abcdefgh\n"), LIMIT)
     assert problem is not None and problem.status == 400
+
+
+@pytest.mark.parametrize("message_id", ["abcdefgh\n", "short", "x" * 65, "has space1", "<script>", 12345678,
+                                        ["abcdefgh"], {"id": "abcdefgh"}, "", "\u00e9abcdefgh"])
+def test_a_thumbs_with_a_malformed_message_id_is_refused(message_id: object) -> None:
+    """A 400 that says why, never a 404 "no answer" nor a lookup: the widget sent something broken."""
+    parsed, problem = parse_feedback(body(sender="a", value="up", message_id=message_id))
+    assert parsed is None and problem is not None
+    assert problem.status == 400
+    assert "message_id" in json.loads(problem.body)["error"]
+
+
+@pytest.mark.parametrize("extra, expected", [
+    ({}, None),
+    ({"message_id": None}, None),
+    ({"message_id": "6f1c2a9e-0b1d-4c3e-9f2a-1b2c3d4e5f60"}, "6f1c2a9e-0b1d-4c3e-9f2a-1b2c3d4e5f60"),
+    ({"message_id": "abc_DEF-12"}, "abc_DEF-12"),
+])
+def test_a_thumbs_names_the_message_it_rates_or_none_for_the_latest(extra: dict, expected: object) -> None:
+    parsed, problem = parse_feedback(body(sender="a", value="down", **extra), "application/json; charset=utf-8")
+    assert problem is None and parsed is not None
+    assert parsed == {"sender": "a", "value": "down", "message_id": expected}
+
+
+@pytest.mark.parametrize("raw, content_type, status", [
+    (body(sender="a", value="up"), "text/plain", 415),
+    (b"{not json", "application/json", 400),
+    (body(sender="a", value="meh"), "application/json", 400),
+    (body(sender="a"), "application/json", 400),
+])
+def test_a_bad_thumbs_gets_a_4xx_with_a_reason(raw: bytes, content_type: str, status: int) -> None:
+    parsed, problem = parse_feedback(raw, content_type)
+    assert parsed is None and problem is not None and problem.status == status
+    assert json.loads(problem.body)["error"] and problem.headers["cache-control"] == "no-store"
 
 
 def test_names_in_settings_end_where_they_seem_to() -> None:

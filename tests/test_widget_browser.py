@@ -30,10 +30,13 @@ from playwright.sync_api import Browser, BrowserContext, Locator, Page, Route, e
 from clinic import languages
 from clinic.fact_store import Snapshot
 from clinic.replies import render_fact
+from clinic.settings import Settings
 from clinic.urgent import phones as urgent_phones
 from clinic.urgent import urgent_custom
 from devtools.harness.binaries import launched_chromium
+from devtools.harness.records import stored_events
 from devtools.harness.servers import PROJECT, Stack, free_port, private_fact_store, served_snapshot, stop
+from ops import endpoints
 
 pytestmark = pytest.mark.servers
 
@@ -67,15 +70,33 @@ class AllowlistStack(Stack):
         return super()._spawn(name, args)
 
 
-@pytest.fixture(scope="module")
-def web_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AllowlistStack]:
-    workdir = tmp_path_factory.mktemp("web_stack")
+def allowlist_stack(workdir: Path, endpoints_extra: str = "") -> AllowlistStack:
     running = AllowlistStack(workdir, env={
         **private_fact_store(workdir),
         "MAX_MESSAGE_CHARS": str(MAX_CHARS),
-    })
+    }, endpoints_extra=endpoints_extra)
     running.origins = [f"http://127.0.0.1:{running.rasa_port}", f"http://localhost:{running.rasa_port}",
                        CLINIC_ORIGIN]
+    return running
+
+
+@pytest.fixture(scope="module")
+def web_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AllowlistStack]:
+    running = allowlist_stack(tmp_path_factory.mktemp("web_stack"))
+    try:
+        yield running.start()
+    finally:
+        running.stop()
+
+
+@pytest.fixture(scope="module")
+def recorded_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AllowlistStack]:
+    """The same servers, keeping conversations in SQLite as `make run` does, so a test can read the record."""
+    workdir = tmp_path_factory.mktemp("recorded_web_stack")
+    settings = Settings.from_env({"DATA_DIR": str(workdir / "data")})  # the harness's DATA_DIR for this workdir
+    endpoints.prepare_data_dir(settings)
+    running = allowlist_stack(workdir, endpoints.render(endpoints.endpoints_sections(settings),
+                                                        only=["tracker_store", "lock_store"]))
     try:
         yield running.start()
     finally:
@@ -871,10 +892,34 @@ def test_timestamps_unread_mark_and_only_the_latest_chips(web_stack: AllowlistSt
     expect(page.locator(".cw-launcher")).to_have_attribute("aria-label", re.compile(r"Chat with us: Ask .*[^)]$"))
 
 
-def test_feedback_on_the_latest_answer_only_once(web_stack: AllowlistStack, snapshot: Snapshot, page: Page) -> None:
-    page.goto(demo_url(web_stack))
-    open_widget(page, snapshot)
-    expect(page.locator(".cw-feedback")).to_have_count(0)  # not on the welcome
+def fact_shown(snapshot: Snapshot, bubble: Locator) -> str:
+    """The fact an answer bubble shows (its text is exactly that fact's, as the widget renders it)."""
+    text = bubble.locator(".cw-text").text_content()
+    matches = [f.id for f in snapshot.facts.values() if shown(render_fact(snapshot, f).text) == text]
+    assert len(matches) == 1, (text, matches)
+    return matches[0]
+
+
+def with_thumbs(page: Page) -> List[Locator]:
+    """The answers that show thumbs now, each located by its place in the log (it keeps it once rated)."""
+    bots = page.locator(".cw-bot")
+    return [bots.nth(i) for i in range(bots.count()) if bots.nth(i).locator(".cw-feedback").count()]
+
+
+def stored_thumbs(stack: Stack, page: Page) -> List[dict]:
+    """The thumbs stored in the widget's conversation, read from the conversation store (not the widget)."""
+    url = Settings.from_env({**stack.base_env, **stack.env}).conversations_url
+    conversation = "web:" + stored_state(page)["senderId"].split(".")[0]  # clinic/conversation_ids.py
+    return [e["value"] for e in stored_events(url, conversation) if e.get("event") == "slot"
+            and e.get("name") == "feedback"]
+
+
+def test_feedback_under_every_answer_until_rated(recorded_stack: AllowlistStack, page: Page) -> None:
+    """Thumbs stay under each answer until it is rated, and rate the answer they are under, after a reload too."""
+    snapshot = served_snapshot(recorded_stack.workdir)
+    sent: List[dict] = []
+    page.on("request", lambda r: sent.append(json.loads(r.post_data or "{}"))
+            if r.method == "POST" and r.url.endswith("/webhooks/rest/webhook") else None)
     posted: List[Tuple[dict, str, int]] = []
 
     def record(route: Route) -> None:  # watched on its way to the real endpoint
@@ -884,29 +929,95 @@ def test_feedback_on_the_latest_answer_only_once(web_stack: AllowlistStack, snap
         route.fulfill(response=answer)
 
     page.route("**/webhooks/rest/feedback", record)
+    page.goto(demo_url(recorded_stack))
+    open_widget(page, snapshot)
+    expect(page.locator(".cw-feedback")).to_have_count(0)  # not on the welcome
     ask(page, DOWNTIME_QUESTION)
     ask(page, NUMBING_QUESTION)
-    expect(page.locator(".cw-feedback")).to_have_count(1)
-    latest = page.locator(".cw-bot").last
-    group = latest.get_by_role("group", name="Was this helpful?")
-    up = group.get_by_role("button", name="Yes, this answer helped")
-    down = group.get_by_role("button", name="No, this answer did not help")
-    for button in (up, down):
-        box = button.bounding_box()
-        assert box["width"] >= 44 and box["height"] >= 44
-    up.focus()
+    asked = {body["message"]: body["message_id"] for body in sent}
+    expect(page.locator(".cw-feedback")).to_have_count(2)  # under both answers...
+    expect(page.locator(".cw-chips")).to_have_count(1)  # ...while suggestions stay on the latest only
+    older, newer = with_thumbs(page)
+    first, second = fact_shown(snapshot, older), fact_shown(snapshot, newer)
+    assert first != second
+    for group in page.get_by_role("group", name="Was this helpful?").all():
+        for name in ("Yes, this answer helped", "No, this answer did not help"):
+            box = group.get_by_role("button", name=name).bounding_box()
+            assert box["width"] >= 44 and box["height"] >= 44
+
+    older.get_by_role("button", name="Yes, this answer helped").focus()
     page.keyboard.press("Enter")
-    expect(latest.get_by_text("Thanks for your feedback")).to_be_visible()
-    expect(page.locator(".cw-feedback")).to_have_count(0)  # once per answer
-    assert posted == [({"sender": stored_state(page)["senderId"], "value": "up"}, "application/json", 204)]
+    expect(older.get_by_text("Thanks for your feedback")).to_be_visible()
+    expect(older.locator(".cw-feedback")).to_have_count(0)  # once per answer
+    expect(page.locator(".cw-feedback")).to_have_count(1)  # the newer answer can still be rated
+    sender = stored_state(page)["senderId"]
+    assert posted == [({"sender": sender, "value": "up", "message_id": asked[DOWNTIME_QUESTION]},
+                       "application/json", 204)]
+    assert stored_thumbs(recorded_stack, page) == [
+        {"value": "up", "fact": first, "message_id": asked[DOWNTIME_QUESTION]}]
+
     answers = page.locator(".cw-bot").count()
-    page.reload()
+    page.reload()  # the rated state and which question each answer answered are kept with the history
     expect(page.locator(".cw-bot")).to_have_count(answers)
+    expect(page.get_by_text("Thanks for your feedback")).to_have_count(1)
+    expect(page.locator(".cw-feedback")).to_have_count(1)
+    [newer] = with_thumbs(page)
+    assert fact_shown(snapshot, newer) == second
+    newer.get_by_role("button", name="No, this answer did not help").click()
+    expect(newer.get_by_text("Thanks for your feedback")).to_be_visible()
+    assert posted[-1] == ({"sender": sender, "value": "down", "message_id": asked[NUMBING_QUESTION]},
+                          "application/json", 204)
+    assert stored_thumbs(recorded_stack, page)[-1] == {"value": "down", "fact": second,
+                                                        "message_id": asked[NUMBING_QUESTION]}
+    page.reload()
+    expect(page.get_by_text("Thanks for your feedback")).to_have_count(2)
     expect(page.locator(".cw-feedback")).to_have_count(0)
 
     ask(page, URGENT_QUESTION)
     expect(page.locator(".cw-bot").last).to_have_class(re.compile(r"\bcw-urgent\b"))
     expect(page.locator(".cw-feedback")).to_have_count(0)  # not on the urgent answer
+
+
+def test_thumbs_on_an_answer_no_longer_on_record_go_away(web_stack: AllowlistStack, snapshot: Snapshot,
+                                                        page: Page) -> None:
+    """A 404 (the conversation was deleted or is past retention) will never change: no buttons left to retry."""
+    page.route("**/webhooks/rest/feedback", lambda route: route.fulfill(
+        status=404, content_type="application/json", body=json.dumps({"error": "No such conversation."})))
+    page.goto(demo_url(web_stack))
+    open_widget(page, snapshot)
+    ask(page, DOWNTIME_QUESTION)
+    expect(page.locator(".cw-feedback")).to_have_count(1)
+    page.locator(".cw-feedback").get_by_role("button", name="No, this answer did not help").click()
+    expect(page.locator(".cw-feedback")).to_have_count(0)
+    expect(page.get_by_text("This answer can no longer be rated.")).to_be_attached()
+    page.reload()
+    expect(page.locator(".cw-panel")).to_be_visible()  # it was open, so it reopens
+    expect(page.get_by_text(DOWNTIME_QUESTION)).to_be_visible()
+    expect(page.locator(".cw-feedback")).to_have_count(0)  # and not after a reload either
+
+
+def test_thumbs_kept_from_an_older_widget_go_once_a_newer_answer_comes(web_stack: AllowlistStack,
+                                                                        snapshot: Snapshot, page: Page) -> None:
+    """An older widget stored no question id with its answers: their thumbs can rate only the latest answer."""
+    page.goto(demo_url(web_stack))
+    open_widget(page, snapshot)
+    ask(page, DOWNTIME_QUESTION)
+    page.evaluate("() => { const k = Object.keys(localStorage).find(k => k.startsWith('clinicChat:v1:'));"
+                  " const s = JSON.parse(localStorage.getItem(k)); s.messages.forEach(m => delete m.answerOf);"
+                  " localStorage.setItem(k, JSON.stringify(s)); }")
+    page.reload()
+    expect(page.locator(".cw-bot").last.locator(".cw-feedback")).to_have_count(1)  # still the latest: it may stay
+    posted: List[dict] = []
+    page.route("**/webhooks/rest/feedback", lambda route: (posted.append(json.loads(route.request.post_data)),
+                                                           route.continue_()))
+    ask(page, NUMBING_QUESTION)
+    expect(page.locator(".cw-feedback")).to_have_count(1)  # the old thumbs went: they would rate this answer
+    latest = page.locator(".cw-bot").last
+    latest.get_by_role("button", name="Yes, this answer helped").click()
+    expect(latest.get_by_text("Thanks for your feedback")).to_be_visible()
+    answer_of = [m.get("answerOf") for m in stored_state(page)["messages"] if m.get("rated")]
+    assert len(answer_of) == 1 and UUID.fullmatch(answer_of[0] or "")
+    assert [body.get("message_id") for body in posted] == answer_of
 
 
 def test_the_privacy_note_is_shown_once(web_stack: AllowlistStack, snapshot: Snapshot, page: Page) -> None:

@@ -73,6 +73,7 @@
     feedbackDown: "No, this answer did not help",
     feedbackThanks: "Thanks for your feedback",
     feedbackFailed: "Your feedback could not be sent.",
+    feedbackGone: "This answer can no longer be rated.",
     unread: "{n} new",
     privacyLocal: "This conversation is kept in this browser for {browser} and on the clinic's server for {server}.",
     privacySession: "This conversation is kept in this browser tab until you close it, and on the clinic's server for {server}.",
@@ -502,7 +503,11 @@
       });
       bubble.appendChild(chips);
     }
-    if (message.rate && !message.rated) { bubble.appendChild(feedbackControls(message)); }
+    if (who === "bot" && message.rated) {
+      bubble.appendChild(el("p", { class: "cw-thanks", text: T.feedbackThanks })); // rated before: no more thumbs
+    } else if (message.rate) {
+      bubble.appendChild(feedbackControls(message));
+    }
     var meta = el("div", { class: "cw-meta" });
     if (message.at) {
       meta.appendChild(el("time", { datetime: new Date(message.at).toISOString(), text: timeLabel(message.at) }));
@@ -525,23 +530,32 @@
     log.textContent = "";
     anchor = null;
     // A history saved by an older widget may hold chips on every answer: only the latest answer (the messages
-    // after the patient's last one) keeps them.
+    // after the patient's last one) keeps them. Its older answers also lack the id of the question they answered,
+    // so their thumbs would rate the latest answer instead: those go (an older widget showed them on the latest only).
     var lastQuestion = -1;
     state.messages.forEach(function (message, i) { if (message.from === "user") { lastQuestion = i; } });
     state.messages.forEach(function (message, i) {
-      if (i < lastQuestion) { delete message.rate; if (message.buttons && message.buttons.length) { message.buttons = []; } }
+      if (i < lastQuestion) {
+        if (!message.answerOf) { delete message.rate; }
+        if (message.buttons && message.buttons.length) { message.buttons = []; }
+      }
       log.appendChild(renderMessage(message));
     });
     scrollToBottom();
   }
 
-  /** Only the latest answer keeps its suggestion chips and its feedback buttons. */
-  function retireOlderAnswers() {
+  /**
+   * Only the latest answer keeps its suggestion chips: a screen reader or keyboard user meets one set, the one
+   * that fits now. The feedback buttons stay under every answer until it is rated: each one says which
+   * question's answer it rates (answerOf), so a patient who reads on can still rate an earlier answer. Thumbs
+   * without one (kept from an older widget's history) can only rate the latest answer: they go too.
+   */
+  function retireOlderChips() {
     state.messages.forEach(function (message) {
       if (message.buttons && message.buttons.length) { message.buttons = []; }
-      if (message.rate) { delete message.rate; }
+      if (message.rate && !message.answerOf) { delete message.rate; }
     });
-    Array.prototype.slice.call(log.querySelectorAll(".cw-chips, .cw-feedback")).forEach(function (node) {
+    Array.prototype.slice.call(log.querySelectorAll(".cw-chips, .cw-feedback-latest")).forEach(function (node) {
       node.parentNode.removeChild(node);
     });
   }
@@ -603,10 +617,11 @@
     window.visualViewport.addEventListener("scroll", fitToVisualViewport);
   }
 
-  // ---------------------------------------------------------------- feedback on the latest answer
+  // ---------------------------------------------------------------- feedback on each answer
 
   function feedbackControls(message) {
-    var box = el("div", { class: "cw-feedback", role: "group", "aria-label": T.feedbackQuestion });
+    var box = el("div", { class: "cw-feedback" + (message.answerOf ? "" : " cw-feedback-latest"), role: "group",
+                          "aria-label": T.feedbackQuestion });
     box.appendChild(el("span", { class: "cw-feedback-question", "aria-hidden": "true", text: T.feedbackQuestion }));
     [["up", T.feedbackUp], ["down", T.feedbackDown]].forEach(function (choice) {
       var button = el("button", { type: "button", class: "cw-rate cw-rate-" + choice[0], "aria-label": choice[1] },
@@ -620,17 +635,26 @@
   function rate(message, box, value) {
     if (message.rated || !state.senderId) { return; }
     Array.prototype.forEach.call(box.querySelectorAll("button"), function (button) { button.disabled = true; });
+    var body = { sender: state.senderId, value: value };
+    // The question this answer answered: the server rates that answer, not the newest one (docs/widget.md).
+    if (typeof message.answerOf === "string" && message.answerOf) { body.message_id = message.answerOf; }
     requestJSON("/webhooks/rest/feedback", {
-      method: "POST", headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ sender: state.senderId, value: value })
+      method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body)
     }).then(function (result) {
+      if (result.status === 404) { // the answer is no longer on record (deleted, or past retention): never again
+        delete message.rate;
+        saveState();
+        if (box.parentNode) { box.parentNode.removeChild(box); }
+        say(T.feedbackGone);
+        return;
+      }
       if (result.status < 200 || result.status >= 300) { throw new Error("feedback " + result.status); }
       message.rated = value;
       delete message.rate;
       saveState();
       var thanks = el("p", { class: "cw-thanks", role: "status", text: T.feedbackThanks });
       var focused = root.activeElement && box.contains(root.activeElement);
-      box.parentNode.replaceChild(thanks, box);
+      if (box.parentNode) { box.parentNode.replaceChild(thanks, box); } // gone if the history was redrawn meanwhile
       if (focused) { input.focus(); }
     }).catch(function () {
       Array.prototype.forEach.call(box.querySelectorAll("button"), function (button) { button.disabled = false; });
@@ -828,10 +852,13 @@
       }
     });
     if (added.length) {
-      retireOlderAnswers();
+      retireOlderChips();
       oneSetOfCallButtons(added);
       var urgentTurn = added.some(function (m) { return m.urgent; });
-      if (forItem && !urgentTurn && !deleted) { added[added.length - 1].rate = true; } // not the welcome, not urgent
+      if (forItem && !urgentTurn && !deleted) { // not the welcome, not urgent; rated by the question it answered
+        added[added.length - 1].rate = true;
+        added[added.length - 1].answerOf = forItem.messageId;
+      }
       var first = null;
       added.forEach(function (message) {
         var node = addToLog(message, false);
@@ -951,7 +978,7 @@
         if (!item.urgentShown) { // the urgent answer cannot wait for the database
           item.urgentShown = data.text;
           if (!item.committed) { state.messages.push({ from: "user", text: item.text, at: item.at }); item.committed = true; }
-          retireOlderAnswers();
+          retireOlderChips();
           var next = outbox[1] && outbox[1].bubble.parentNode === log ? outbox[1].bubble : null;
           var message = { from: "bot", text: data.text, urgent: true, at: Date.now() };
           var phones = validPhones(data.custom && data.custom.phones);
