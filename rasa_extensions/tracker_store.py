@@ -40,6 +40,7 @@ import itertools
 import json
 import logging
 import os
+import secrets
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -56,6 +57,8 @@ from rasa_extensions.version import check_rasa_version
 
 logger = logging.getLogger(__name__)
 
+HEALTH_LOCK_KEY = 0x636C696E6963  # "clinic": PostgreSQL advisory lock taken by the write check
+HEALTH_ROWS_KEPT_S = 3600  # older health rows are deleted by the next check
 DEFAULT_CACHE_SIZE = 256  # open conversations; about 40 KB each after ten turns
 
 Fingerprint = Tuple[int, Optional[int]]  # (rows of the conversation, highest row id)
@@ -219,15 +222,28 @@ class CachedSQLTrackerStore(SQLTrackerStore):
         patient's message is, and named: "Cannot write conversations to /path/conversations.db".
         """
         try:
-            with self.engine.begin() as connection:
-                connection.execute(sa.text("CREATE TABLE IF NOT EXISTS clinic_health (id INTEGER PRIMARY KEY, "
-                                           "checked_at FLOAT)"))
-                connection.execute(sa.text("DELETE FROM clinic_health WHERE id = 1"))
-                connection.execute(sa.text("INSERT INTO clinic_health (id, checked_at) VALUES (1, :now)"),
-                                   {"now": time.time()})
+            self._write_health_row()
         except (sa.exc.SQLAlchemyError, OSError) as exc:
             reason = getattr(exc, "orig", None) or exc
             raise StorageError(f"Cannot write conversations to {self.where}: {reason}") from exc
+
+    def _write_health_row(self) -> None:
+        """One row per check, under an id of its own: instances checking at once never collide on a row.
+
+        On PostgreSQL the checks take turns (a transaction-scoped advisory lock): instances starting
+        together on a new database otherwise race to create the table, and CREATE TABLE IF NOT
+        EXISTS is not atomic there ("type clinic_health already exists", or pg_type's unique index).
+        """
+        now = time.time()
+        with self.engine.begin() as connection:
+            if self.engine.dialect.name == "postgresql":
+                connection.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": HEALTH_LOCK_KEY})
+            connection.execute(sa.text("CREATE TABLE IF NOT EXISTS clinic_health (id INTEGER PRIMARY KEY, "
+                                       "checked_at FLOAT)"))
+            connection.execute(sa.text("DELETE FROM clinic_health WHERE checked_at < :stale OR id = 1"),
+                               {"stale": now - HEALTH_ROWS_KEPT_S})
+            connection.execute(sa.text("INSERT INTO clinic_health (id, checked_at) VALUES (:id, :now)"),
+                               {"id": secrets.randbelow(2**31 - 2) + 2, "now": now})
 
     def forget(self, sender_id: str) -> int:
         """Deletes every stored event of a conversation (a patient's request); returns how many."""

@@ -249,3 +249,45 @@ def test_a_url_in_a_storage_error_never_carries_its_password() -> None:
     error = StorageError("Cannot write conversations to postgresql://clinic:s3cret-p@ss@db.internal:5432/clinic: x")
     assert "s3cret" not in str(error) and "ss@" not in str(error) and "//clinic" not in str(error)
     assert "postgresql://***@db.internal:5432/clinic" in str(error)  # the host stays: the health check names it
+
+
+@pytest.mark.servers
+def test_instances_checking_a_new_postgresql_database_together_all_pass() -> None:
+    """Start-up's write check on a database no instance has used yet, by several instances at once.
+
+    CI found it: two Rasa instances started together on a new PostgreSQL database, and one stopped
+    with "duplicate key value violates unique constraint pg_type_typname_nsp_index" (PostgreSQL's
+    CREATE TABLE IF NOT EXISTS is not atomic); a shared row id collided the same way.
+    """
+    import threading
+
+    from devtools.harness.datastores import Postgres
+
+    server = Postgres().start()
+    try:
+        stores = [CachedSQLTrackerStore(domain=DOMAIN, dialect="postgresql", host="127.0.0.1", port=server.port,
+                                        username=server.user, password=server.password, db=server.database)
+                  for _ in range(6)]
+        failures: List[BaseException] = []
+        for _ in range(8):  # each round, the health table is new again
+            with stores[0].engine.begin() as connection:
+                connection.exec_driver_sql("DROP TABLE IF EXISTS clinic_health")
+            barrier = threading.Barrier(len(stores))
+
+            def check(store: CachedSQLTrackerStore, barrier: threading.Barrier) -> None:
+                barrier.wait()
+                try:
+                    store.check_writable()
+                except BaseException as exc:  # every failure is the finding
+                    failures.append(exc)
+
+            threads = [threading.Thread(target=check, args=(store, barrier)) for store in stores]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(timeout=60)
+        assert failures == []
+    finally:
+        for store in locals().get("stores", []):
+            store.engine.dispose()
+        server.stop()
