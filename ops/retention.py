@@ -107,10 +107,11 @@ def rotate_logs(run_dir: Path, days: float, now: Optional[float] = None) -> int:
     return deleted
 
 
-def run_once(settings: Settings, dry_run: bool = False) -> PurgeResult:
+def run_once(settings: Settings, dry_run: bool = False, logs_too: bool = True) -> PurgeResult:
+    """One purge; `logs_too`: also rotate the logs (not under `make run`, whose supervisor rotates them)."""
     days = settings.retention_days
     result = purge(settings.conversations_url, days, dry_run=dry_run)
-    logs = 0 if dry_run else rotate_logs(settings.run_dir, days)
+    logs = 0 if dry_run or not logs_too else rotate_logs(settings.run_dir, days)
     verb = "would delete" if dry_run else "deleted"
     logger.info("Retention %s days: %s %d message event(s) older than %s from %d conversation(s) (%d now empty); "
                 "%d old log file(s) deleted", f"{days:g}", verb, result.events,
@@ -127,6 +128,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--dry-run", action="store_true", help="count what would be deleted, delete nothing")
     parser.add_argument("--every-hours", type=float, default=0,
                         help="keep running and purge at this interval (0: once and exit)")
+    parser.add_argument("--no-logs", action="store_true",
+                        help="leave the logs alone (make run's supervisor rotates them, at start and daily)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s  %(message)s")
     try:
@@ -135,11 +138,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f"Configuration error: {exc}", file=sys.stderr)
         return 2
     if args.every_hours <= 0:
-        run_once(settings, dry_run=args.dry_run)
+        run_once(settings, dry_run=args.dry_run, logs_too=not args.no_logs)
         return 0
     while True:  # stopped by the run script with the other processes
         try:
-            run_once(settings, dry_run=args.dry_run)
+            run_once(settings, dry_run=args.dry_run, logs_too=not args.no_logs)
         except sa.exc.SQLAlchemyError:
             logger.exception("Retention purge failed; trying again in %g hours", args.every_hours)
         time.sleep(args.every_hours * 3600)

@@ -68,7 +68,7 @@ def programs(settings: Settings, endpoints: Path) -> List[Program]:
                 f"http://127.0.0.1:{settings.rasa_port}/webhooks/rest/"),
     ]
     if settings.retention_every_hours > 0:
-        found.append(Program("retention", [python, "-m", "ops.retention", "--every-hours",
+        found.append(Program("retention", [python, "-m", "ops.retention", "--no-logs", "--every-hours",
                                            f"{settings.retention_every_hours:g}"]))
     if settings.console_enabled:  # the staff console (docs/console.md): only when someone can sign in
         found.append(Program("console", [python, "-m", "console"],

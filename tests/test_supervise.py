@@ -129,3 +129,22 @@ def test_the_logs_rotate_again_on_a_new_day_while_running(tmp_path: Path) -> Non
     supervisor.rotate_if_due()
     assert (settings.run_dir / "actions.log").read_text() == ""
     assert "a day of lines\n" in [p.read_text() for p in settings.run_dir.glob("actions.log.*")]
+
+
+def test_under_make_run_only_the_supervisor_rotates_the_logs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The retention process starts with the others: rotating then moved the lines just written aside."""
+    from ops import retention
+    from ops.supervise import programs
+
+    settings = settings_for(tmp_path)
+    on = Settings.from_env({"RUN_DIR": str(settings.run_dir), "DATA_DIR": str(settings.data_dir)})
+    command = next(p.command for p in programs(on, Path("endpoints.yml")) if p.name == "retention")
+    flags = command[command.index("ops.retention") + 1:]
+    settings.run_dir.mkdir(parents=True)
+    log = settings.run_dir / "supervisor.log"
+    log.write_text("12:00:00 Starting actions, rasa, retention\n")
+    monkeypatch.setenv("RUN_DIR", str(settings.run_dir))
+    monkeypatch.setenv("DATA_DIR", str(settings.data_dir))
+    assert retention.main([f for f in flags if f != "--every-hours" and not f[0].isdigit()]) == 0
+    assert log.read_text() == "12:00:00 Starting actions, rasa, retention\n"
+    assert list(settings.run_dir.glob("*.log.*")) == []
