@@ -342,16 +342,9 @@ class ClinicRestInput(InputChannel):
         told and the client sends the same message again after Retry-After (same message_id: the
         stored reply asks again to delete; rasa_extensions/turns.py).
         """
-        try:
-            deleted = forget(request.app, self.settings, sender_id, self.name())
-        except (StorageError, LockError) as exc:
-            logger.error("Conversation %s could not be deleted (%s): answered 503", sender_id, storage_reason(exc))
-            deleted = None
-        else:
-            if deleted is None:  # forget() logged why
-                logger.error("Conversation %s could not be deleted: answered 503", sender_id)
-        if deleted is not None:
+        if forget(request.app, self.settings, sender_id, self.name()) is not None:
             return None
+        logger.error("Conversation %s could not be deleted: answered 503", sender_id)  # forget() logged why
         return error(503, FORGET_FAILED, headers={"Retry-After": str(STORE_RETRY_AFTER_S)},
                      retry_after=STORE_RETRY_AFTER_S, recipient_id=client_id)
 

@@ -16,7 +16,7 @@ from clinic import audit
 from clinic.replies import FORGET_KEY
 from clinic.settings import Settings
 from rasa_extensions.tracker_store import storage_reason
-from rasa_extensions.turns import events_of_turn
+from rasa_extensions.turns import channel_reply_event, events_of_turn
 
 logger = logging.getLogger(__name__)
 
@@ -126,12 +126,7 @@ async def record_channel_replies(app: Any, sender_id: str, replies: List[Dict[st
     agent, store = _agent(app), _store(app)
     if agent is None or store is None:
         return []
-    events = []
-    for reply in replies:
-        urgent = bool((reply.get("custom") or {}).get("urgent"))
-        data = {"custom": reply["custom"]} if "custom" in reply else {}
-        outcome = {"kind": "urgent" if urgent else "apology", "facts": ["urgent"] if urgent else [], "reason": reason}
-        events.append(BotUttered(reply.get("text"), data=data, metadata={"clinic": outcome}))
+    events = [channel_reply_event(reply, reason) for reply in replies]
     async with agent.lock_store.lock(sender_id):
         tracker = await store.retrieve(sender_id) or await store.create_tracker(sender_id)
         for event in events:

@@ -88,14 +88,22 @@ async def run_prediction_loop(self: Any, output_channel: Any, tracker: Any) -> N
         return
     stored = []
     for reply in fallback(text):  # the urgent answer may come in two messages: the patient's language, then English
-        kind = "urgent" if (reply.get("custom") or {}).get("urgent") else "apology"
-        data = {"custom": reply["custom"]} if "custom" in reply else {}
-        event = BotUttered(reply["text"], data=data, metadata={"clinic": {"kind": kind, "facts": [],
-                                                                          "reason": "no reply"}})
+        event = channel_reply_event(reply, "no reply")
         tracker.update(event)
         stored.append(event)
         await output_channel.send_response(tracker.sender_id, reply)
     alert_staff(tracker, stored, text)  # once per turn, however many messages it took
+
+
+def channel_reply_event(reply: Dict[str, Any], reason: str) -> Any:
+    """A reply a channel sent without the dialogue (the apology, or the urgent answer), as the bot turn the
+    record keeps: with its kind for the staff console and the alerts, as actions/answer.py stores answers."""
+    from rasa.shared.core.events import BotUttered
+
+    urgent = bool((reply.get("custom") or {}).get("urgent"))
+    outcome = {"kind": "urgent" if urgent else "apology", "facts": ["urgent"] if urgent else [], "reason": reason}
+    data = {"custom": reply["custom"]} if "custom" in reply else {}
+    return BotUttered(reply.get("text"), data=data, metadata={"clinic": outcome})
 
 
 def alert_staff(tracker: Any, said: List[Any], text: str) -> None:
