@@ -108,10 +108,8 @@ def channel_reply_event(reply: Dict[str, Any], reason: str) -> Any:
 
 def alert_staff(tracker: Any, said: List[Any], text: str) -> None:
     """Queues a staff alert for an urgent answer or a request for a person, without delaying the reply."""
-    import asyncio
-
     from clinic.callbacks import CONFIRMED, CONFIRMED_CLOSED, REQUEST_SLOT
-    from ops.alerts import CALLBACK, PERSON, URGENT, alerts
+    from ops.alerts import CALLBACK, PERSON, URGENT
 
     outcomes = [(event.metadata or {}).get("clinic") or {} for event in said]
     facts = {fact for o in outcomes for fact in o.get("facts") or []}
@@ -123,10 +121,19 @@ def alert_staff(tracker: Any, said: List[Any], text: str) -> None:
         request = tracker.get_slot(REQUEST_SLOT) or {}
         text = ", ".join(str(request.get(k) or "?") for k in ("name", "phone", "time"))
     channel = (tracker.latest_message.input_channel if tracker.latest_message else None) or "unknown"
+    queue_alert(tracker.sender_id, kind, channel, text)
+
+
+def queue_alert(sender_id: str, kind: str, channel: str, text: str) -> None:
+    """Queues one staff alert (ops/alerts.py) off the event loop: the patient's reply never waits for it,
+    and a failure to queue is logged, never raised."""
+    import asyncio
+
+    from ops.alerts import alerts
 
     def queue() -> None:
         try:
-            alerts().notify(tracker.sender_id, kind, channel, text)
+            alerts().notify(sender_id, kind, channel, text)
         except Exception:  # the patient's reply is never affected; the console shows what was not sent
             logger.exception("A staff alert could not be queued")
 

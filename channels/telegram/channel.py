@@ -51,6 +51,7 @@ from clinic.inbound import readable_text, typed_commands
 from clinic.rate_limit import RateLimiter
 from clinic.settings import current as current_settings
 from clinic.urgent import is_urgent_text
+from ops.alerts import URGENT
 from rasa_extensions.conversations import (
     asks_to_forget,
     forget,
@@ -61,7 +62,7 @@ from rasa_extensions.conversations import (
     record_feedback,
 )
 from rasa_extensions.tracker_store import StorageError
-from rasa_extensions.turns import EXPLICIT_ID_ATTRIBUTE
+from rasa_extensions.turns import EXPLICIT_ID_ATTRIBUTE, queue_alert
 
 logger = logging.getLogger(__name__)
 
@@ -501,19 +502,7 @@ class TelegramChannel(InputChannel):
             logger.error("Telegram chat %s: an urgent reply was sent but could not be stored (%s)", incoming.chat_id,
                          type(exc).__name__)
         if any((r.get("custom") or {}).get("urgent") for r in replies):
-            self.alert_staff(conversation, text)
-
-    def alert_staff(self, conversation: str, text: str) -> None:
-        """Queues the staff alert for an urgent reply (ops/alerts.py), off the event loop, never an error."""
-        def queue() -> None:
-            from ops.alerts import URGENT, alerts
-
-            try:
-                alerts().notify(conversation, URGENT, self.name(), text)
-            except Exception:  # the patient's reply is never affected; the console shows what was not sent
-                logger.exception("A staff alert could not be queued")
-
-        asyncio.get_running_loop().run_in_executor(None, queue)
+            queue_alert(conversation, URGENT, self.name(), text)
 
     async def ask(self, incoming: Incoming, text: str, on_new_message: Callable[[UserMessage], Awaitable[Any]],
                   source: str = "") -> None:
